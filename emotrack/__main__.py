@@ -1,0 +1,5 @@
+"""``python -m emotrack`` runs the command-line interface."""
+
+from emotrack.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,315 @@
+"""Command-line interface: ``emotrack run | analyze | devices | models | export | train | evaluate | data``.
+
+The CLI only parses options and reports errors; the work is done by the library. Any
+:class:`~emotrack.errors.EmotrackError` becomes one line on stderr and a non-zero exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tomllib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from emotrack import __version__
+from emotrack.errors import ConfigError, EmotrackError
+
+SMOOTHING_NAMES = ("ema", "one-euro", "triangle", "none")
+
+
+def _key_value(text: str) -> tuple[str, float]:
+    key, sep, value = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key.strip().replace("-", "_"), float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{key}: {value!r} is not a number") from None
+
+
+def _add_model_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model")
+    g.add_argument("--model", "-m", help="bundled model name (see `emotrack models`) or path to an .onnx file "
+                   "(default: the bundled default model)")
+    g.add_argument("--provider", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="ONNX Runtime provider: auto uses CUDA only when it really loads (default: auto)")
+    g.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads (default: 1)")
+
+
+def _add_smoothing_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("smoothing (causal; raw values are always sent too)")
+    g.add_argument("--smoothing", choices=SMOOTHING_NAMES, default="ema",
+                   help="ema: one-pole with separate attack/release; one-euro: adaptive low-pass; "
+                   "triangle: one-sided 13-tap triangle (MCA paper's 25-frame filter, causal half); "
+                   "none (default: ema)")
+    g.add_argument("--smoothing-param", action="append", type=_key_value, default=[], metavar="KEY=VALUE",
+                   help="smoother parameter, repeatable: ema attack=1.0 release=2.0 (seconds); "
+                   "one-euro min_cutoff=0.1 beta=0.5 d_cutoff=1.0 (Hz); triangle taps=13")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="emotrack",
+        description="Streaming music emotion tracker: valence and arousal every 0.5 s, out over OSC and WebSocket.",
+    )
+    parser.add_argument("--version", action="version", version=f"emotrack {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="track live input (or a file) and serve OSC + WebSocket",
+                         description="Track the default input device, a chosen device, or a file at real-time "
+                         "pace. With no input device and no --file, tracks the bundled example recording.")
+    run.add_argument("--config", type=Path, help="TOML file with defaults for these options ([run] table)")
+    src = run.add_argument_group("input")
+    src.add_argument("--file", "-f", type=Path, help="stream this audio file (wav/flac/ogg/mp3, any rate)")
+    src.add_argument("--device", "-d", help="input device index or name substring (see `emotrack devices`)")
+    src.add_argument("--samplerate", type=int, help="device sample rate (default: the device's own)")
+    src.add_argument("--channels", type=int, help="device channels to open (default: all; mixed to mono)")
+    src.add_argument("--blocksize", type=int, default=0,
+                     help="frames per audio callback; 0 lets PortAudio choose, the most robust (default: 0)")
+    src.add_argument("--latency", default="high",
+                     help="PortAudio input latency: 'low', 'high' or seconds (default: high)")
+    src.add_argument("--fast", action="store_true", help="with --file: run as fast as possible, not paced")
+    src.add_argument("--loop", action="store_true", help="with --file: start over at the end")
+    src.add_argument("--duration", type=float, help="stop after this many seconds")
+    _add_model_options(run)
+    _add_smoothing_options(run)
+    out = run.add_argument_group("outputs")
+    out.add_argument("--osc", action="append", metavar="HOST:PORT",
+                     help="OSC target, repeatable (default: 127.0.0.1:9000)")
+    out.add_argument("--osc-prefix", default="/emotrack", help="OSC address prefix (default: /emotrack)")
+    out.add_argument("--osc-range", choices=("0..1", "-1..1"), default="0..1",
+                     help="range of OSC valence/arousal values (default: 0..1)")
+    out.add_argument("--no-osc", action="store_true", help="send no OSC")
+    out.add_argument("--ws-host", default="127.0.0.1",
+                     help="WebSocket bind address; 0.0.0.0 to serve the LAN (default: 127.0.0.1)")
+    out.add_argument("--ws-port", type=int, default=8765, help="WebSocket port (default: 8765)")
+    out.add_argument("--ws-queue", type=int, default=8,
+                     help="messages buffered per WebSocket client before the oldest is dropped (default: 8)")
+    out.add_argument("--no-ws", action="store_true", help="serve no WebSocket")
+    out.add_argument("--csv", type=Path, help="also log every hop to this CSV file (analyze's columns + latency)")
+    out.add_argument("--quiet", "-q", action="store_true", help="no terminal view")
+
+    ana = sub.add_parser("analyze", help="write a per-hop CSV for each audio file",
+                         description="Writes DIR/<stem>.csv per input: time_s,valence,arousal (raw model values "
+                         "in [-1,1], one row per 0.5 s hop, time_s = hop end) then smoothed values and quadrant. "
+                         "Same numbers as `run --file`.")
+    ana.add_argument("audio", nargs="+", type=Path, help="audio files (wav/flac/ogg/mp3, any rate and channels)")
+    ana.add_argument("--out", "-o", type=Path, required=True, help="output directory")
+    ana.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    _add_model_options(ana)
+    _add_smoothing_options(ana)
+
+    parser.run_parser = run
+    dev = sub.add_parser("devices", help="list audio input devices")
+    dev.add_argument("--json", action="store_true", help="machine-readable output")
+
+    mod = sub.add_parser("models", help="list bundled models and their metadata")
+    mod.add_argument("--json", action="store_true", help="machine-readable output")
+
+    exp = sub.add_parser("export", help="export a training checkpoint to ONNX (checks parity first)")
+    exp.add_argument("checkpoint", type=Path)
+    exp.add_argument("-o", "--out", type=Path, required=True, help="output .onnx path")
+    exp.add_argument("--fp16", action="store_true", help="float16 weights for GPU (float32 inputs/outputs)")
+
+    tr = sub.add_parser("train", help="train a zoo model (needs the train extra)")
+    tr.add_argument("model", help="zoo model name: mca, damff, adff, dsaml, sincnet")
+    _add_data_options(tr)
+    tr.add_argument("--out", "-o", type=Path, required=True, help="checkpoint path to write")
+    tr.add_argument("--epochs", type=int, default=40)
+    tr.add_argument("--folds", type=int, default=0, help="k-fold grouped cross-validation instead (0 = off)")
+    tr.add_argument("--resume", action="store_true", help="continue from --out if it exists")
+    tr.add_argument("--export", type=Path, help="also export the final model to this .onnx path")
+
+    ev = sub.add_parser("evaluate", help="evaluate a model on a data set with the papers' metrics")
+    ev.add_argument("model", help="checkpoint (.pt), .onnx file or bundled model name")
+    _add_data_options(ev)
+    ev.add_argument("--out", "-o", type=Path, help="write the metrics JSON here")
+
+    data = sub.add_parser("data", help="data preparation")
+    data_sub = data.add_subparsers(dest="data_command", metavar="ACTION")
+    prep = data_sub.add_parser("prepare", help="render MIDI data sets and index all clips once (cached)")
+    _add_data_options(prep)
+    return parser
+
+
+def _add_data_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-root", type=Path, default=Path("../shared/data"),
+                   help="folder holding 4q/, vgmidi/, emopia/, deam_annotations/ (default: ../shared/data)")
+    p.add_argument("--datasets", nargs="+", default=["4q"], help="data sets to use (default: 4q)")
+    p.add_argument("--cache", type=Path, default=Path(".cache/emotrack"),
+                   help="cache for rendered audio and features (default: .cache/emotrack)")
+    p.add_argument("--limit", type=int, help="use at most this many clips per data set (quick runs)")
+    p.add_argument("--seed", type=int, default=0)
+
+
+RUN_DESTS = {
+    "file", "device", "samplerate", "channels", "blocksize", "latency", "fast", "loop", "duration", "model",
+    "provider", "threads", "smoothing", "smoothing_params", "osc", "osc_prefix", "osc_range", "no_osc", "ws_host",
+    "ws_port", "ws_queue", "no_ws", "csv", "quiet",
+}
+
+
+def load_config(path: Path) -> dict[str, Any]:
+    """Read the ``[run]`` table of a TOML file (keys as the long option names, - or _)."""
+    try:
+        doc = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    table = doc.get("run", doc)
+    values = {k.replace("-", "_"): v for k, v in table.items()}
+    unknown = sorted(set(values) - RUN_DESTS)
+    if unknown:
+        raise ConfigError(f"{path}: unknown option(s) {', '.join(unknown)}")
+    if isinstance(values.get("osc"), str):
+        values["osc"] = [values["osc"]]
+    return values
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from emotrack.realtime.live import LiveConfig, run_live
+
+    params = dict(args.config_smoothing_params)
+    params.update(dict(args.smoothing_param))
+    cfg = LiveConfig(
+        model=args.model, provider=args.provider, threads=args.threads, file=args.file, device=args.device,
+        samplerate=args.samplerate, channels=args.channels, blocksize=args.blocksize, latency=args.latency,
+        fast=args.fast, loop=args.loop, duration=args.duration, osc=args.osc or ["127.0.0.1:9000"],
+        osc_prefix=args.osc_prefix, osc_range=args.osc_range, no_osc=args.no_osc, ws_host=args.ws_host,
+        ws_port=args.ws_port, ws_queue=args.ws_queue, no_ws=args.no_ws, smoothing=args.smoothing,
+        smoothing_params=params, csv=args.csv, quiet=args.quiet,
+    )
+    if cfg.file is not None and cfg.device is not None:
+        raise ConfigError("give either --file or --device, not both")
+    if cfg.latency not in ("low", "high"):
+        try:
+            cfg.latency = float(cfg.latency)  # type: ignore[assignment]
+        except ValueError:
+            raise ConfigError(f"--latency must be 'low', 'high' or seconds, got {cfg.latency!r}") from None
+    summary = run_live(cfg)
+    print(f"emotrack: {summary['hops']} hops, {summary['dropped']} samples dropped", file=sys.stderr)
+    return 0
+
+
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    from emotrack.analyze import analyze_files
+    from emotrack.inference import ModelRunner
+    from emotrack.realtime.smoothing import make_smoother
+
+    smoother = make_smoother(args.smoothing, **dict(args.smoothing_param))
+    runner = ModelRunner(args.model, provider=args.provider, threads=args.threads)
+    failed = analyze_files(args.audio, args.out, runner, smoother, progress=not args.quiet)
+    for _, message in failed:
+        print(f"emotrack: error: {message}", file=sys.stderr)
+    return 2 if failed else 0
+
+
+def _cmd_devices(args: argparse.Namespace) -> int:
+    from emotrack.realtime.capture import list_input_devices
+
+    devices = list_input_devices()
+    if args.json:
+        print(json.dumps(devices, indent=2))
+        return 0
+    if not devices:
+        print("no audio input devices found (use `emotrack run --file PATH` to track a file)")
+        return 0
+    print(f"{'':2}{'index':>5}  {'name':<40} {'host API':<12} {'channels':>8} {'rate':>8}")
+    for d in devices:
+        mark = "*" if d.get("default") else " "
+        print(f"{mark:2}{d['index']:>5}  {d['name'][:40]:<40} {d['hostapi'][:12]:<12} "
+              f"{d['channels']:>8} {d['samplerate']:>8.0f}")
+    print("(* default input)")
+    return 0
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from emotrack.inference import DEFAULT_MODEL, ModelRunner, bundled_models
+
+    cards = []
+    for name in bundled_models():
+        runner = ModelRunner(name, provider="cpu")
+        card = runner.card.summary()
+        card["default"] = name == DEFAULT_MODEL
+        card["file"] = str(runner.path)
+        cards.append(card)
+    if args.json:
+        print(json.dumps(cards, indent=2))
+        return 0
+    if not cards:
+        print("no bundled models")
+        return 0
+    for c in cards:
+        mark = " (default)" if c["default"] else ""
+        print(f"{c['name']} {c['version']}{mark}: {c['architecture']}")
+        print(f"  front end {c['frontend']} @ {c['sample_rate']} Hz; context {c['context_s']:g} s; "
+              f"windows {', '.join(f'{w:g}' for w in c['windows_s'])} s")
+        print(f"  trained on: {c['training'] or 'n/a'}")
+        for key, value in c["metrics"].items():
+            print(f"  {key}: {json.dumps(value)}")
+    return 0
+
+
+TRAIN_MODULES = {"torch", "onnx", "onnxscript", "sklearn", "pretty_midi", "onnxconverter_common"}
+
+
+def _train_extra(exc: ImportError) -> EmotrackError:
+    return EmotrackError(f"this command needs the train extra ({exc.name} missing): pip install 'emotrack[train]'")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        if args.command == "run":
+            args.config_smoothing_params = {}
+            if args.config is not None:
+                # the file gives defaults; flags on the command line still win
+                values = load_config(args.config)
+                args.config_smoothing_params = values.pop("smoothing_params", {})
+                parser.run_parser.set_defaults(**values)
+                args = parser.parse_args(argv)
+                args.config_smoothing_params = load_config(args.config).get("smoothing_params", {})
+            return _cmd_run(args)
+        if args.command == "analyze":
+            return _cmd_analyze(args)
+        if args.command == "devices":
+            return _cmd_devices(args)
+        if args.command == "models":
+            return _cmd_models(args)
+        try:
+            if args.command == "export":
+                from emotrack.export.onnx import export_main
+
+                return export_main(args) or 0
+            if args.command == "train":
+                from emotrack.training.cli_glue import train_main
+
+                return train_main(args) or 0
+            if args.command == "evaluate":
+                from emotrack.training.cli_glue import evaluate_main
+
+                return evaluate_main(args) or 0
+            if args.command == "data":
+                from emotrack.data import prepare_main
+
+                return prepare_main(args) or 0
+        except ImportError as exc:
+            if exc.name and exc.name.split(".")[0] in TRAIN_MODULES:
+                raise _train_extra(exc) from None
+            raise
+    except EmotrackError as exc:
+        print(f"emotrack: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    parser.print_help()
+    return 2

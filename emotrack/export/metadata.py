@@ -1,0 +1,156 @@
+"""The model contract: what an emotrack ONNX file must carry so the runtime can run it.
+
+Graph
+    inputs ``frames`` ``[batch, context_frames, *frame_shape]`` float32 (the newest front-end frames,
+    oldest first, newest last) and ``mask`` ``[batch, context_frames]`` float32 (1 = real frame,
+    0 = left padding at stream start); output ``va`` ``[batch, 2]`` float32 = (valence, arousal) in
+    [-1, 1]. Further outputs (e.g. ``quadrant_logits``) are allowed.
+
+Metadata properties (``onnx.ModelProto.metadata_props``), JSON-encoded values under ``emotrack.*``
+    keys: see :data:`REQUIRED_KEYS`. This module reads and checks them without torch or onnx, so the
+    runtime can refuse a bad model with a clear message before it runs anything.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from emotrack import HOP_SECONDS
+from emotrack.errors import ModelError
+
+__all__ = ["CONTRACT_VERSION", "INPUT_FRAMES", "INPUT_MASK", "OUTPUT_VA", "REQUIRED_KEYS", "ModelCard"]
+
+CONTRACT_VERSION = 1
+INPUT_FRAMES = "frames"
+INPUT_MASK = "mask"
+OUTPUT_VA = "va"
+PREFIX = "emotrack."
+REQUIRED_KEYS = ("contract", "name", "version", "frontend", "context", "outputs")
+
+
+@dataclass
+class ModelCard:
+    """Everything the runtime needs to know about a model, and what users see in ``emotrack models``.
+
+    Attributes
+    ----------
+    name, version : str
+        Model id, e.g. ``"mca"``, ``"0.1.0"``.
+    architecture : str
+        Paper/variant the graph implements (e.g. ``"MCA-C: multi-scale attention LSTM (Ma et al. 2017)"``).
+    frontend : dict
+        ``{"name": ..., "params": {...}}`` as accepted by :func:`emotrack.frontends.make_frontend`.
+    normalization : dict or None
+        ``{"mean": ..., "std": ...}`` applied to each frame before the graph (training-set statistics).
+    context_frames : int
+        Frames in the graph's context input (20 = 10 s at 0.5 s hops).
+    windows_s : list of float
+        Context windows the model attends to, ending at the current hop (e.g. 2.5, 5, 10 s).
+    hop_s : float
+        Hop between predictions in seconds (always 0.5 in this contract version).
+    outputs : dict
+        ``{"va": ["valence", "arousal"], "range": [-1, 1], "extra": {name: description}}``.
+    training : dict
+        Data, command, seed and date of the training run.
+    metrics : dict
+        Evaluation results (cross-validated), free-form but documented in the README.
+    """
+
+    name: str
+    version: str
+    frontend: dict[str, Any]
+    context_frames: int = 20
+    windows_s: list[float] = field(default_factory=lambda: [2.5, 5.0, 10.0])
+    hop_s: float = HOP_SECONDS
+    architecture: str = ""
+    description: str = ""
+    normalization: dict[str, Any] | None = None
+    outputs: dict[str, Any] = field(
+        default_factory=lambda: {"va": ["valence", "arousal"], "range": [-1.0, 1.0], "extra": {}}
+    )
+    training: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    contract: int = CONTRACT_VERSION
+
+    @property
+    def model_id(self) -> str:
+        return f"{self.name}-{self.version}"
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self.frontend.get("params", {}).get("sample_rate", 16000))
+
+    # -- (de)serialisation ------------------------------------------------------------------------
+
+    def to_properties(self) -> dict[str, str]:
+        """Metadata properties to write into the ONNX file."""
+        d = asdict(self)
+        context = {"frames": d.pop("context_frames"), "windows_s": d.pop("windows_s"), "hop_s": d.pop("hop_s")}
+        props = {PREFIX + k: json.dumps(v) for k, v in d.items()}
+        props[PREFIX + "context"] = json.dumps(context)
+        return props
+
+    @classmethod
+    def from_properties(cls, props: dict[str, str], source: str = "model") -> ModelCard:
+        """Parse and check metadata properties; raise :class:`ModelError` naming what is wrong."""
+        ours = {k[len(PREFIX) :]: v for k, v in props.items() if k.startswith(PREFIX)}
+        if not ours:
+            raise ModelError(f"{source} is ONNX but has no emotrack metadata (not exported by `emotrack export`)")
+        missing = [k for k in REQUIRED_KEYS if k not in ours]
+        if missing:
+            raise ModelError(f"{source} lacks metadata {', '.join(PREFIX + k for k in missing)}")
+        values: dict[str, Any] = {}
+        for key, raw in ours.items():
+            try:
+                values[key] = json.loads(raw)
+            except json.JSONDecodeError:
+                raise ModelError(f"{source} has malformed metadata {PREFIX}{key}: not JSON") from None
+        if values["contract"] != CONTRACT_VERSION:
+            raise ModelError(
+                f"{source} follows model contract v{values['contract']}, this emotrack reads v{CONTRACT_VERSION}"
+            )
+        context = values.pop("context")
+        try:
+            card = cls(
+                context_frames=int(context["frames"]),
+                windows_s=[float(w) for w in context["windows_s"]],
+                hop_s=float(context["hop_s"]),
+                **{k: v for k, v in values.items() if k in cls.__dataclass_fields__},
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelError(f"{source} has inconsistent metadata: {exc}") from None
+        card.check(source)
+        return card
+
+    def check(self, source: str = "model") -> None:
+        """Internal consistency checks (independent of the graph)."""
+        problems = []
+        if not isinstance(self.frontend, dict) or "name" not in self.frontend:
+            problems.append("frontend must name a front end")
+        if abs(self.hop_s - HOP_SECONDS) > 1e-9:
+            problems.append(f"hop is {self.hop_s} s, the runtime needs {HOP_SECONDS} s")
+        if self.context_frames < 1:
+            problems.append("context must hold at least one frame")
+        longest = max(self.windows_s, default=0.0)
+        if longest > self.context_frames * self.hop_s + 1e-9:
+            problems.append(f"the {longest} s window does not fit a {self.context_frames}-frame context")
+        if self.outputs.get("va") != ["valence", "arousal"]:
+            problems.append("output 'va' must be ordered [valence, arousal]")
+        if problems:
+            raise ModelError(f"{source} has inconsistent metadata: {'; '.join(problems)}")
+
+    def summary(self) -> dict[str, Any]:
+        """The fields ``emotrack models`` shows."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "architecture": self.architecture,
+            "frontend": self.frontend.get("name"),
+            "sample_rate": self.sample_rate,
+            "context_s": self.context_frames * self.hop_s,
+            "windows_s": self.windows_s,
+            "training": self.training.get("data", ""),
+            "metrics": self.metrics,
+        }

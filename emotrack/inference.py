@@ -1,0 +1,140 @@
+"""ONNX Runtime sessions for emotrack models: provider choice, contract checks and the per-hop call.
+
+The provider is decided once, at load time, from what the created session really uses
+(``get_providers()``): ``onnxruntime-gpu`` lists CUDA as *available* even on machines where it cannot
+load, so availability alone says nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from emotrack.assets import MODEL_DIR
+from emotrack.errors import ModelError
+from emotrack.export.metadata import INPUT_FRAMES, INPUT_MASK, OUTPUT_VA, ModelCard
+from emotrack.frontends import FrontEnd, Normalizer, make_frontend
+
+__all__ = ["MODEL_DIR", "DEFAULT_MODEL", "ModelRunner", "bundled_models", "resolve_model"]
+
+DEFAULT_MODEL = "mca"
+PROVIDERS = ("auto", "cpu", "cuda")
+
+
+def bundled_models() -> dict[str, Path]:
+    """Bundled model files by name."""
+    return {p.stem: p for p in sorted(MODEL_DIR.glob("*.onnx"))}
+
+
+def resolve_model(model: str | os.PathLike[str] | None) -> Path:
+    """A model name (bundled) or a path to an ``.onnx`` file -> existing path."""
+    if model is None:
+        model = DEFAULT_MODEL
+    path = Path(model)
+    if path.suffix == ".onnx" or path.exists() or os.sep in str(model):
+        if not path.exists():
+            raise ModelError(f"model file not found: {path}")
+        return path
+    models = bundled_models()
+    if str(model) not in models:
+        known = ", ".join(models) or "none bundled"
+        raise ModelError(f"unknown model {model!r} (bundled: {known}; or give a path to an .onnx file)")
+    return models[str(model)]
+
+
+def _session_options(threads: int) -> ort.SessionOptions:
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = 3
+    return opts
+
+
+def _create_session(path: Path, provider: str, threads: int) -> ort.InferenceSession:
+    wanted = ["CPUExecutionProvider"]
+    if provider in ("auto", "cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
+        wanted.insert(0, "CUDAExecutionProvider")
+    opts = _session_options(threads)
+    if wanted[0] == "CUDAExecutionProvider":
+        # A CUDA provider that cannot load logs an error and falls back; keep that out of the terminal.
+        opts.log_severity_level = 4
+        ort.set_default_logger_severity(4)
+    try:
+        return ort.InferenceSession(str(path), sess_options=opts, providers=wanted)
+    except Exception as exc:  # ORT raises its own Fail/InvalidProtobuf/... types
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        text = re.sub(r"^.*onnxruntime::\S*\([^)]*\)\s*", "", text)  # drop ORT's C++ location prefix
+        if "protobuf" in text.lower() or "parsing" in text.lower() or "invalid" in text.lower():
+            raise ModelError(f"{path} is not an ONNX model ({text})") from None
+        raise ModelError(f"cannot load {path}: {text}") from None
+    finally:
+        ort.set_default_logger_severity(3)
+
+
+class ModelRunner:
+    """One loaded model: its card, front end, normaliser and ONNX Runtime session.
+
+    Parameters
+    ----------
+    model : str or path
+        Bundled model name or ``.onnx`` path.
+    provider : {"auto", "cpu", "cuda"}
+        ``auto`` uses CUDA when a session really gets it, else CPU; ``cuda`` fails if it cannot.
+    threads : int
+        ONNX Runtime intra-op threads (1 keeps per-hop latency steady next to audio work).
+    """
+
+    def __init__(self, model: str | os.PathLike[str] | None = None, provider: str = "auto", threads: int = 1):
+        if provider not in PROVIDERS:
+            raise ModelError(f"unknown provider {provider!r} (choose from {', '.join(PROVIDERS)})")
+        self.path = resolve_model(model)
+        self.session = _create_session(self.path, provider, threads)
+        used = self.session.get_providers()
+        self.provider = "cuda" if used and used[0] == "CUDAExecutionProvider" else "cpu"
+        if provider == "cuda" and self.provider != "cuda":
+            raise ModelError("CUDA was requested but ONNX Runtime could not use it (try --provider cpu)")
+        meta = self.session.get_modelmeta().custom_metadata_map
+        self.card = ModelCard.from_properties(meta, source=str(self.path))
+        self.frontend: FrontEnd = make_frontend(self.card.frontend["name"], self.card.frontend.get("params"))
+        self.normalizer = Normalizer.from_dict(self.card.normalization)
+        self._check_graph()
+        self.output_names = [o.name for o in self.session.get_outputs()]
+        self._binding = self.session.io_binding() if self.provider == "cuda" else None
+
+    def _check_graph(self) -> None:
+        inputs = {i.name: i for i in self.session.get_inputs()}
+        outputs = {o.name: o for o in self.session.get_outputs()}
+        src = str(self.path)
+        if set(inputs) != {INPUT_FRAMES, INPUT_MASK} or OUTPUT_VA not in outputs:
+            raise ModelError(
+                f"{src} breaks the model contract: inputs {sorted(inputs)} / outputs {sorted(outputs)} "
+                f"(need inputs {INPUT_FRAMES!r}, {INPUT_MASK!r} and output {OUTPUT_VA!r})"
+            )
+        want = [self.card.context_frames, *self.frontend.frame_shape]
+        got = list(inputs[INPUT_FRAMES].shape[1:])
+        if got != want:
+            raise ModelError(f"{src}: input {INPUT_FRAMES!r} has shape [batch, {got}] but metadata implies {want}")
+        if list(inputs[INPUT_MASK].shape[1:]) != [self.card.context_frames]:
+            raise ModelError(f"{src}: input {INPUT_MASK!r} does not match the {self.card.context_frames}-frame context")
+
+    def run(self, frames: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
+        """Run a batch: ``frames`` ``[B, T, *frame]`` (normalised), ``mask`` ``[B, T]`` -> outputs by name."""
+        feeds = {
+            INPUT_FRAMES: np.ascontiguousarray(frames, np.float32),
+            INPUT_MASK: np.ascontiguousarray(mask, np.float32),
+        }
+        if self._binding is None:
+            return dict(zip(self.output_names, self.session.run(None, feeds), strict=True))
+        binding = self._binding
+        for name, value in feeds.items():
+            binding.bind_cpu_input(name, value)
+        for name in self.output_names:
+            binding.bind_output(name, "cuda")
+        self.session.run_with_iobinding(binding)
+        return dict(zip(self.output_names, binding.copy_outputs_to_cpu(), strict=True))

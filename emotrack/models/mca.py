@@ -1,0 +1,41 @@
+"""MCA-C: causal multi-scale context attention LSTM (Ma et al., ACM MM 2017; spec models.md §1.7).
+
+Front end ``logmel``: each 0.5 s frame is a ``[25, 64]`` log-mel patch, summarised in-graph by its
+per-band mean, standard deviation and mean absolute frame-to-frame change (a log-mel analogue of the
+paper's Smile-260 mean/std functionals), then projected to ``d`` dims. Three A-LSTMs read the newest
+5, 10 and 20 frames; their context vectors are fused by per-output scale attention.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from emotrack.models.common import MultiScaleALSTM, StreamingModel
+
+
+def patch_statistics(frames: torch.Tensor) -> torch.Tensor:
+    """``[..., time, bands]`` -> ``[..., 3 * bands]``: mean, std and mean |delta| over time."""
+    mean = frames.mean(-2)
+    std = (frames - mean.unsqueeze(-2)).pow(2).mean(-2).clamp_min(1e-8).sqrt()
+    flux = (frames[..., 1:, :] - frames[..., :-1, :]).abs().mean(-2)
+    return torch.cat([mean, std, flux], dim=-1)
+
+
+class MCA(StreamingModel):
+    """Multi-scale context attention over A-LSTMs (joint V/A output)."""
+
+    frontend = "logmel"
+
+    def __init__(self, n_mels: int = 64, d: int = 96, hidden: int = 96, layers: int = 2, dropout: float = 0.3):
+        super().__init__()
+        self.project = nn.Sequential(
+            nn.Linear(3 * n_mels, d), nn.LayerNorm(d), nn.GELU(), nn.Dropout(dropout)
+        )
+        self.head = MultiScaleALSTM(d, hidden, layers, dropout)
+
+    def encode(self, frames: torch.Tensor) -> torch.Tensor:
+        return self.project(patch_statistics(frames))
+
+    def temporal(self, emb: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"logits": self.head(emb, mask)}

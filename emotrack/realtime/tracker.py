@@ -1,0 +1,161 @@
+"""The hop pipeline shared by file analysis and live tracking.
+
+:class:`Tracker` takes audio blocks exactly as a source delivers them (any rate, any channel count)
+and returns one :class:`HopResult` per completed 0.5 s hop. The chain is
+
+    downmix -> streaming resampler -> hop accumulator -> front end (new audio only)
+    -> normalisation -> frame context -> ONNX Runtime -> smoother
+
+Hops are cut by sample count, never by wall clock, so a paced file, a file read as fast as possible
+and the same audio from a sound card give the same hop boundaries and the same numbers.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from emotrack.audio import Resampler, downmix
+from emotrack.context import FrameContext
+from emotrack.export.metadata import OUTPUT_VA
+from emotrack.inference import ModelRunner
+from emotrack.realtime.messages import quadrant_of
+from emotrack.realtime.smoothing import Passthrough, Smoother
+
+__all__ = ["HopResult", "Tracker"]
+
+
+@dataclass
+class HopResult:
+    """One hop's prediction and its timing (``perf_counter`` seconds).
+
+    ``t_audio`` is when the hop's last sample reached the process (its arrival time at the source),
+    ``t_ready`` when the hop's audio was complete and processing began; ``t_features``,
+    ``t_inference`` and ``t_smoothing`` when each stage finished.
+    """
+
+    seq: int
+    stream_time: float
+    valence_raw: float
+    arousal_raw: float
+    valence: float
+    arousal: float
+    quadrant: int
+    t_audio: float
+    t_ready: float
+    t_features: float
+    t_inference: float
+    t_smoothing: float
+    extras: dict[str, list[float]] = field(default_factory=dict)
+
+    def latency_ms(self, t_send: float | None = None) -> dict[str, float]:
+        """Per-stage latency in ms; ``total`` runs from the last sample's arrival to ``t_send`` (or smoothing)."""
+        end = self.t_smoothing if t_send is None else t_send
+        return {
+            "capture": 1e3 * (self.t_ready - self.t_audio),
+            "features": 1e3 * (self.t_features - self.t_ready),
+            "inference": 1e3 * (self.t_inference - self.t_features),
+            "smoothing": 1e3 * (self.t_smoothing - self.t_inference),
+            "total": 1e3 * (end - self.t_audio),
+        }
+
+
+class Tracker:
+    """Audio blocks in, hop results out; the one code path for ``analyze`` and ``run``.
+
+    Parameters
+    ----------
+    runner : ModelRunner
+        Loaded model (brings its front end and normalisation).
+    input_rate : int
+        Sample rate of the blocks the source delivers.
+    smoother : Smoother, optional
+        Causal smoother for the published values; raw values are always kept too.
+    clock : callable
+        Time source for latency stamps (``time.perf_counter``).
+    """
+
+    def __init__(
+        self,
+        runner: ModelRunner,
+        input_rate: int,
+        smoother: Smoother | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self.runner = runner
+        self.input_rate = int(input_rate)
+        self.smoother = smoother or Passthrough()
+        self.clock = clock
+        self.frontend = runner.frontend
+        self.sample_rate = self.frontend.sample_rate
+        self.hop_length = self.frontend.hop_length
+        self.hop_s = self.hop_length / self.sample_rate
+        self._hop = np.zeros(self.hop_length, np.float32)
+        self._context = FrameContext(runner.card.context_frames, self.frontend.frame_shape)
+        self.reset()
+
+    def reset(self) -> None:
+        """Start a new stream: clear resampler, front end, context and smoother state."""
+        self._resampler = Resampler(self.input_rate, self.sample_rate)
+        self._fill = 0
+        self._inputs = 0  # input-rate samples received
+        self._outputs = 0  # model-rate samples produced
+        self.seq = 0
+        self.frontend.reset()
+        self._context.reset()
+        self.smoother.reset()
+
+    def process(self, block: np.ndarray, t_last: float | None = None, last: bool = False) -> list[HopResult]:
+        """Feed one block ``(frames, channels)`` or ``(frames,)``; ``t_last`` = arrival of its last frame.
+
+        ``last=True`` flushes the resampler at end of stream; a final partial hop is dropped.
+        """
+        t_last = self.clock() if t_last is None else t_last
+        self._inputs += len(block)
+        audio = self._resampler.process(downmix(block), last=last)
+        results = []
+        pos = 0
+        while pos < len(audio):
+            take = min(self.hop_length - self._fill, len(audio) - pos)
+            self._hop[self._fill : self._fill + take] = audio[pos : pos + take]
+            self._fill += take
+            pos += take
+            self._outputs += take
+            if self._fill == self.hop_length:
+                # arrival time of the hop's last sample, from its position in the input block
+                behind = self._inputs - self._outputs * self.input_rate / self.sample_rate
+                results.append(self._run_hop(t_last - max(0.0, behind) / self.input_rate))
+                self._fill = 0
+        return results
+
+    def _run_hop(self, t_audio: float) -> HopResult:
+        t_ready = self.clock()
+        frame = self.runner.normalizer(self.frontend.process(self._hop))
+        self._context.push(frame)
+        t_features = self.clock()
+        outputs = self.runner.run(self._context.frames, self._context.mask)
+        t_inference = self.clock()
+        v_raw, a_raw = (float(x) for x in outputs[OUTPUT_VA][0])
+        v, a = self.smoother.process(v_raw, a_raw)
+        t_smoothing = self.clock()
+        extras = {k: [float(x) for x in np.ravel(val[0])] for k, val in outputs.items() if k != OUTPUT_VA}
+        result = HopResult(
+            seq=self.seq,
+            stream_time=(self.seq + 1) * self.hop_s,
+            valence_raw=v_raw,
+            arousal_raw=a_raw,
+            valence=v,
+            arousal=a,
+            quadrant=quadrant_of(v, a),
+            t_audio=t_audio,
+            t_ready=t_ready,
+            t_features=t_features,
+            t_inference=t_inference,
+            t_smoothing=t_smoothing,
+            extras=extras,
+        )
+        self.seq += 1
+        return result

@@ -1,0 +1,353 @@
+"""Stream hops as JSON to WebSocket clients (browsers, p5.js, Unity) without letting one client slow the rest.
+
+Each client gets a bounded queue that drops its *oldest* message when full, and its own sender task.
+:meth:`EmotionServer.publish` only appends to those queues, so it never waits, and a client that stops
+reading costs at most ``queue_size`` messages plus ``write_limit`` bytes of server memory (and the
+kernel's socket buffer). Clients see the gaps in ``seq``; for a dashboard the latest state matters
+more than every past one.
+
+A client that stops reading at the TCP level is detected only once the buffers between it and the
+server are full: websockets then blocks in ``send()``, and also in its keepalive ``ping()`` (it waits
+for the write buffer to drain before it starts the ``ping_timeout`` clock, so keepalive alone would
+never drop such a client). The sender therefore closes a client whose ``send()`` has been blocked for
+``stall_timeout`` seconds with code 1008 "too slow", aborting the TCP connection if the close frame
+cannot be written within ``close_timeout``.
+
+Protocol: on connect the server sends the ``hello`` message, then one ``emotion`` message per hop (see
+:mod:`emotrack.realtime.messages`). A client may send ``{"type": "ping"}`` (with an optional ``"id"``,
+echoed back) and gets ``{"type": "pong", ...}``; anything else gets ``{"type": "error", ...}`` and the
+connection stays open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import json
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State
+
+from emotrack.errors import ConfigError, PortInUseError
+from emotrack.realtime.messages import SCHEMA_VERSION
+
+__all__ = ["ClientStats", "EmotionServer"]
+
+logger = logging.getLogger(__name__)
+
+MAX_COMMAND_BYTES = 4096
+"""Largest message accepted from a client; commands are tiny. Bigger ones close the connection (1009)."""
+
+
+@dataclass(frozen=True)
+class ClientStats:
+    """A snapshot of one connected client, for monitoring and tests.
+
+    Attributes
+    ----------
+    remote : str
+        ``host:port`` of the client.
+    queued : int
+        Messages waiting in its queue (at most ``queue_size``).
+    sent : int
+        Messages handed to the connection, hello and replies included.
+    dropped : int
+        Messages dropped from its queue because it did not keep up.
+    buffered : int
+        Bytes in the connection's write buffer, not yet accepted by the kernel.
+    """
+
+    remote: str
+    queued: int
+    sent: int
+    dropped: int
+    buffered: int
+
+
+def _reply(kind: str, **fields: Any) -> str:
+    return json.dumps({"type": kind, "version": SCHEMA_VERSION, **fields}, separators=(",", ":"))
+
+
+def _name(ws: ServerConnection) -> str:
+    host, port = ws.remote_address[:2]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+async def _close(ws: ServerConnection, code: int, reason: str, timeout: float) -> None:
+    """Close a connection, aborting it if the close frame can't be written within ``timeout``.
+
+    ``ServerConnection.close()`` alone waits forever when the client's socket is full.
+    """
+    try:
+        async with asyncio.timeout(timeout):
+            await ws.close(code, reason)
+    except TimeoutError:
+        ws.transport.abort()
+        await ws.wait_closed()
+
+
+class _Client:
+    """Server-side state of one connection: its queue, its wake-up event and its counters."""
+
+    def __init__(self, ws: ServerConnection, queue_size: int) -> None:
+        self.ws = ws
+        self.name = _name(ws)
+        self.queue: deque[str] = deque(maxlen=queue_size)
+        self.ready = asyncio.Event()
+        self.sent = 0
+        self.dropped = 0
+
+    def put(self, text: str) -> None:
+        if len(self.queue) == self.queue.maxlen:
+            self.dropped += 1  # deque(maxlen) pushes the oldest out
+        self.queue.append(text)
+        self.ready.set()
+
+    def stats(self) -> ClientStats:
+        transport = self.ws.transport
+        buffered = 0 if transport.is_closing() else transport.get_write_buffer_size()
+        return ClientStats(self.name, len(self.queue), self.sent, self.dropped, buffered)
+
+
+class EmotionServer:
+    """WebSocket server that broadcasts per-hop JSON messages to any number of clients.
+
+    Run it on an asyncio event loop: ``await start()`` (or ``async with``), then :meth:`publish` from
+    the loop's thread or :meth:`publish_threadsafe` from any other (e.g. the pipeline's worker).
+
+    Parameters
+    ----------
+    host : str
+        Interface to listen on. Default ``"127.0.0.1"``: only this machine. Use ``"0.0.0.0"`` to
+        serve the LAN (there is no authentication).
+    port : int
+        TCP port; 0 picks a free one (see :attr:`port`). Default 8765.
+    queue_size : int
+        Messages kept per client when it falls behind; the oldest is dropped first. Default 8 (4 s).
+    hello : str
+        Sent to each client on connect, see :func:`~emotrack.realtime.messages.hello_json`.
+    stall_timeout : float or None
+        Close a client (code 1008) whose ``send()`` has been blocked this long. Default 10 s;
+        None never closes slow clients.
+    write_limit : int
+        High-water mark, in bytes, of each connection's write buffer. Default 8192, about 20 messages:
+        beyond that, the queue's drop-oldest policy takes over from in-order buffering.
+    ping_interval, ping_timeout : float or None
+        Keepalive: ping every ``ping_interval`` s and close if no pong within ``ping_timeout`` s.
+        Default 20 s each, the websockets defaults.
+    close_timeout : float
+        Seconds to wait for a closing handshake before aborting the TCP connection. Default 2.
+
+    Raises
+    ------
+    ConfigError
+        If ``queue_size`` < 1.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 8765,
+        queue_size: int = 8,
+        *,
+        hello: str,
+        stall_timeout: float | None = 10.0,
+        write_limit: int = 8192,
+        ping_interval: float | None = 20.0,
+        ping_timeout: float | None = 20.0,
+        close_timeout: float = 2.0,
+    ) -> None:
+        if queue_size < 1:
+            raise ConfigError(f"WebSocket queue size must be at least 1, got {queue_size}")
+        self.host = host
+        self._port = port
+        self.queue_size = queue_size
+        self.hello = hello
+        self.stall_timeout = stall_timeout
+        self.write_limit = write_limit
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
+        self.close_timeout = close_timeout
+        self._server: Server | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._clients: set[_Client] = set()
+        self._dropped_gone = 0  # drops counted on clients that have since disconnected
+
+    # Lifecycle
+
+    async def start(self) -> None:
+        """Start listening.
+
+        Raises
+        ------
+        PortInUseError
+            If the port is taken.
+        ConfigError
+            If the address can't be used for another reason (unknown host, no permission).
+        """
+        if self._server is not None:
+            raise RuntimeError("server already started")
+        try:
+            self._server = await serve(
+                self._handler,
+                self.host,
+                self._port,
+                ping_interval=self.ping_interval,
+                ping_timeout=self.ping_timeout,
+                close_timeout=self.close_timeout,
+                write_limit=self.write_limit,
+                max_size=MAX_COMMAND_BYTES,
+            )
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise PortInUseError(f"port {self._port} on {self.host} is in use (try --ws-port)") from None
+            reason = exc.strerror or str(exc)
+            raise ConfigError(f"cannot listen on {self.host}:{self._port}: {reason}") from None
+        self._loop = asyncio.get_running_loop()
+        logger.info("WebSocket server listening on ws://%s:%d", self.host, self.port)
+
+    async def stop(self) -> None:
+        """Close every connection (code 1001) and stop listening. Idempotent.
+
+        Returns within about ``close_timeout``: a client that doesn't complete the closing handshake in
+        time, e.g. because it stopped reading, is disconnected at the TCP level.
+        """
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.close()  # stops accepting; its own close of each connection can block on a stalled one
+        await asyncio.gather(
+            *(_close(c.ws, 1001, "server stopping", self.close_timeout) for c in list(self._clients))
+        )
+        await server.wait_closed()
+        self._loop = None
+
+    async def __aenter__(self) -> EmotionServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # Introspection
+
+    @property
+    def port(self) -> int:
+        """The bound port (the real one when created with ``port=0``)."""
+        if self._server is None:
+            return self._port
+        return self._server.sockets[0].getsockname()[1]
+
+    @property
+    def clients(self) -> int:
+        """Number of connected clients."""
+        return len(self._clients)
+
+    @property
+    def dropped(self) -> int:
+        """Messages dropped for slow clients since start, disconnected clients included."""
+        return self._dropped_gone + sum(c.dropped for c in self._clients)
+
+    def stats(self) -> list[ClientStats]:
+        """Return a snapshot of every connected client."""
+        return [c.stats() for c in self._clients]
+
+    # Publishing
+
+    def publish(self, text: str) -> None:
+        """Queue a text message for every client. Never waits.
+
+        Call it from the event loop's thread; from another thread use :meth:`publish_threadsafe`.
+        """
+        for client in self._clients:
+            client.put(text)
+
+    def publish_threadsafe(self, text: str) -> None:
+        """Like :meth:`publish`, callable from any thread: it schedules ``publish(text)`` on the loop.
+
+        Before :meth:`start` or after :meth:`stop` the message is dropped, as there is nobody to send it to.
+        """
+        loop = self._loop
+        if loop is None:
+            return
+        with contextlib.suppress(RuntimeError):  # the loop closed in the meantime
+            loop.call_soon_threadsafe(self.publish, text)
+
+    # Per-connection tasks
+
+    async def _handler(self, ws: ServerConnection) -> None:
+        client = _Client(ws, self.queue_size)
+        client.put(self.hello)
+        self._clients.add(client)
+        logger.info("WebSocket client %s connected (%d now)", client.name, len(self._clients))
+        sender = asyncio.create_task(self._send_loop(client))
+        try:
+            await self._receive_loop(client)
+        finally:
+            self._clients.discard(client)
+            self._dropped_gone += client.dropped
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sender
+            if ws.state is not State.CLOSED:
+                # Don't leave it to websockets: its close() would wait forever on a full socket.
+                await _close(ws, 1001, "", self.close_timeout)
+            logger.info(
+                "WebSocket client %s disconnected (code %s, %d dropped)",
+                client.name,
+                ws.close_code,
+                client.dropped,
+            )
+
+    async def _send_loop(self, client: _Client) -> None:
+        ws = client.ws
+        while True:
+            while not client.queue:
+                client.ready.clear()
+                await client.ready.wait()
+            send = asyncio.ensure_future(ws.send(client.queue.popleft()))
+            done, _ = await asyncio.wait({send}, timeout=self.stall_timeout)
+            if not done:
+                logger.warning(
+                    "closing WebSocket client %s: not reading for %g s (too slow)",
+                    client.name,
+                    self.stall_timeout,
+                )
+                await _close(ws, 1008, "too slow", self.close_timeout)
+            try:
+                await send
+            except ConnectionClosed:
+                return
+            if not done:
+                return
+            client.sent += 1
+
+    async def _receive_loop(self, client: _Client) -> None:
+        try:
+            async for message in client.ws:
+                client.put(self._answer(message))
+        except ConnectionClosed:
+            pass
+
+    @staticmethod
+    def _answer(message: str | bytes) -> str:
+        """Reply to one client message; a bad message gets an error reply, never an exception."""
+        if isinstance(message, bytes):
+            return _reply("error", error="binary messages are not supported; send JSON text")
+        try:
+            command = json.loads(message)
+        except (ValueError, RecursionError):
+            return _reply("error", error="message is not valid JSON")
+        if not isinstance(command, dict) or not isinstance(command.get("type"), str):
+            return _reply("error", error='expected a JSON object with a string "type"')
+        if command["type"] == "ping":
+            extra = {"id": command["id"]} if "id" in command else {}
+            return _reply("pong", wall_time=time.time(), **extra)
+        return _reply("error", error=f"unknown message type {command['type']!r} (supported: ping)")
