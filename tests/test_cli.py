@@ -27,7 +27,7 @@ def test_analyze_matches_run_file_fast(cli, example_audio, tmp_path):
     assert a["time_s"] == b["time_s"]
     for key in ("valence", "arousal"):
         assert np.max(np.abs(np.array(a[key]) - np.array(b[key]))) <= 1e-5
-        assert -1 <= min(a[key]) and max(a[key]) <= 1
+        assert min(a[key]) >= -1 and max(a[key]) <= 1
 
 
 def test_analyze_csv_header_and_formats(cli, example_audio, tmp_path):

@@ -58,27 +58,28 @@ def oscdump():
     if shutil.which("oscdump") is None:
         pytest.skip("oscdump not on PATH (Debian/Ubuntu: apt install liblo-tools)")
     port = free_udp_port()
-    proc = subprocess.Popen(["oscdump", "-L", str(port)], stdout=subprocess.PIPE, text=True)
     lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
-    try:
-        probe = SimpleUDPClient("127.0.0.1", port)
-        deadline = time.monotonic() + 5
-        while True:  # oscdump prints nothing when it starts listening, so probe until it echoes
-            assert time.monotonic() < deadline, "oscdump did not start"
-            probe.send_message("/probe", 1.0)
-            try:
-                if "/probe" in lines.get(timeout=0.1):
-                    break
-            except queue.Empty:
-                pass
-        time.sleep(0.1)
-        while not lines.empty():
-            lines.get()
-        yield port, lines
-    finally:
-        proc.terminate()
-        proc.wait(timeout=5)
+    with subprocess.Popen(["oscdump", "-L", str(port)], stdout=subprocess.PIPE, text=True) as proc:
+        reader = threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True)
+        reader.start()
+        try:
+            with SimpleUDPClient("127.0.0.1", port) as probe:
+                deadline = time.monotonic() + 5
+                while True:  # oscdump prints nothing when it starts listening, so probe until it echoes
+                    assert time.monotonic() < deadline, "oscdump did not start"
+                    probe.send_message("/probe", 1.0)
+                    try:
+                        if "/probe" in lines.get(timeout=0.1):
+                            break
+                    except queue.Empty:
+                        pass
+            time.sleep(0.1)
+            while not lines.empty():
+                lines.get()
+            yield port, lines
+        finally:
+            proc.terminate()
+            reader.join(timeout=5)
 
 
 @pytest.mark.parametrize("scale", ["0..1", "-1..1"])

@@ -1,8 +1,10 @@
 """EmotionServer with real clients over real sockets: hello, fan-out, a stalled client, bad input, ports."""
 
 import asyncio
+import base64
 import json
 import logging
+import os
 import socket
 import threading
 import time
@@ -18,8 +20,10 @@ HELLO = hello_json("test-model", 0.5, 16000, "none")
 
 
 def emotion(seq, pad=0):
+    """An emotion message, ``pad`` bytes longer with random text that permessage-deflate cannot shrink."""
+    model = "m" + base64.b64encode(os.urandom(pad * 3 // 4)).decode()
     return to_json(
-        HopMessage(seq, (seq + 1) * 0.5, time.time(), 0.1, 0.2, 0.3, 0.4, 1, "m" + "x" * pad, {"total": 1.0})
+        HopMessage(seq, (seq + 1) * 0.5, time.time(), 0.1, 0.2, 0.3, 0.4, 1, model, {"total": 1.0})
     )
 
 
@@ -52,7 +56,12 @@ def test_fan_out_with_a_stalled_client():
 
     async def main():
         async with EmotionServer(
-            port=0, queue_size=queue_size, hello=HELLO, write_limit=write_limit, stall_timeout=2.0, close_timeout=0.5
+            port=0,
+            queue_size=queue_size,
+            hello=HELLO,
+            write_limit=write_limit,
+            stall_timeout=2.0,
+            close_timeout=0.5,
         ) as server:
             uri = f"ws://127.0.0.1:{server.port}"
             healthy = await connect(uri, ping_interval=None)
@@ -112,12 +121,34 @@ def test_stop_does_not_hang_on_a_stalled_client():
         for seq in range(500):
             server.publish(emotion(seq, pad=1000))
             await asyncio.sleep(0)
-        assert server.stats()[0].buffered > 0, "the client should be stalled"
+        async with asyncio.timeout(5):
+            while server.stats()[0].buffered == 0:  # until the client is stalled
+                await asyncio.sleep(0.01)
         started = time.monotonic()
         await asyncio.wait_for(server.stop(), 5)
         assert time.monotonic() - started < 2
         assert server.clients == 0
         stalled.transport.abort()
+
+    run(main())
+
+
+def test_slow_client_skips_to_the_latest_messages():
+    async def main():
+        async with EmotionServer(port=0, queue_size=4, hello=HELLO, stall_timeout=None) as server:
+            slow, _ = await stalled_client(server.port)
+            n = 500
+            for seq in range(n):
+                server.publish(emotion(seq, pad=1000))
+                await asyncio.sleep(0)
+            assert server.dropped > 0
+            # Reading again, it gets what the buffers held, then a gap, then the newest messages.
+            seqs = []
+            while not seqs or seqs[-1] < n - 1:
+                seqs.append(json.loads(await slow.recv())["seq"])
+            assert seqs == sorted(set(seqs)) and len(seqs) < n
+            assert seqs[-4:] == list(range(n - 4, n)), "the queue must keep the newest messages"
+            await slow.close()
 
     run(main())
 

@@ -33,7 +33,7 @@ def measures_to_hops(values: np.ndarray, duration: float, n_measures: int | None
 
     Hop ``k`` takes the value of the measure that contains the instant just before its label time
     ``t = 0.5 (k + 1)``, i.e. the measure heard at the end of the hop; hops past the last bar keep
-    its value. The result is step-shaped and has :func:`n_hops` ``(duration)`` entries.
+    its value. The result is step-shaped, ``n_hops(duration)`` long.
 
     Parameters
     ----------

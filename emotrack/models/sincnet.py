@@ -61,23 +61,28 @@ class SincConv(nn.Module):
     def __init__(
         self,
         n_filters: int = 32,
-        kernel_size: int = 129,
+        kernel_size: int = 139,
         stride: int = 20,
+        n_samples: int = 8000,
         sample_rate: int = 16000,
         min_low_hz: float = 50.0,
         min_band_hz: float = 50.0,
     ) -> None:
         super().__init__()
-        self.kernel_size = kernel_size + (kernel_size % 2 == 0)
+        if n_samples % stride:
+            raise ValueError(f"stride {stride} must divide the {n_samples}-sample frame")
+        self.blocks = math.ceil((kernel_size + 1) / stride)  # polyphase taps per phase
+        self.kernel_size = self.blocks * stride - 1  # odd, symmetric about its centre tap
         self.stride = stride
         self.sample_rate = sample_rate
         self.min_low_hz, self.min_band_hz = min_low_hz, min_band_hz
-        mel = torch.linspace(float(hz_to_mel(30.0)), float(hz_to_mel(sample_rate / 2 - (min_low_hz + min_band_hz))),
-                             n_filters + 1)  # fmt: skip
-        edges = mel_to_hz(mel)
+        half = self.kernel_size // 2
+        n_out = n_samples // stride
+        self.pad = (half, stride * (n_out + self.blocks - 1) - n_samples - half)
+        top = hz_to_mel(sample_rate / 2 - (min_low_hz + min_band_hz))
+        edges = mel_to_hz(torch.linspace(float(hz_to_mel(30.0)), float(top), n_filters + 1))
         self.low_hz_ = nn.Parameter(edges[:-1].unsqueeze(1))
         self.band_hz_ = nn.Parameter(edges.diff().unsqueeze(1))
-        half = self.kernel_size // 2
         window = 0.54 - 0.46 * torch.cos(2 * math.pi * torch.linspace(0, half - 1, half) / self.kernel_size)
         n = 2 * math.pi * torch.arange(-half, 0).float() / sample_rate  # left half, in radians per Hz
         self.register_buffer("window", window, persistent=False)
@@ -93,18 +98,29 @@ class SincConv(nn.Module):
         return taps.unsqueeze(1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv1d(x, self.filters(), stride=self.stride, padding=self.kernel_size // 2)
+        """``[N, samples]`` -> ``[N, n_filters, samples / stride]`` ("same" padding, centred taps).
+
+        Computed polyphase: the padded signal is cut into ``stride``-sample blocks (phases as channels)
+        and convolved at stride 1 with the filters re-cut the same way (one zero tap appended). Same
+        numbers as a strided Conv1d, but a 1-channel conv with stride 20 is a poor GEMM for ONNX
+        Runtime (3.0 ms vs 1.3 ms per hop measured for 32 x 139 taps over 20 frames).
+        """
+        n = x.shape[0]
+        blocks = F.pad(x, self.pad).reshape(n, -1, self.stride).transpose(1, 2)  # [N, stride, n_blocks]
+        taps = F.pad(self.filters(), (0, 1))  # [K, 1, blocks * stride]
+        weight = taps.reshape(taps.shape[0], self.blocks, self.stride).transpose(1, 2)  # [K, stride, blocks]
+        return F.conv1d(blocks, weight)
 
 
 class SincEncoder(nn.Module):
     """8000 samples -> sinc bank -> |.| -> pool -> log -> Conv1d stack -> mean+max -> ``d``."""
 
-    def __init__(self, n_filters: int, kernel_size: int, stride: int, sample_rate: int, d: int) -> None:
+    def __init__(self, n_filters: int, kernel_size: int, stride: int, n_samples: int, sample_rate: int, d: int) -> None:
         super().__init__()
-        self.sinc = SincConv(n_filters, kernel_size, stride, sample_rate)
+        self.sinc = SincConv(n_filters, kernel_size, stride, n_samples, sample_rate)
+        self.pool = 8
         self.norm = nn.BatchNorm1d(n_filters)
         self.convs = nn.Sequential(
-            nn.MaxPool1d(4, ceil_mode=True),
             nn.Conv1d(n_filters, 48, 5, padding=2, bias=False), nn.BatchNorm1d(48), nn.LeakyReLU(0.2),
             nn.MaxPool1d(4, ceil_mode=True),
             nn.Conv1d(48, 64, 3, padding=1, bias=False), nn.BatchNorm1d(64), nn.LeakyReLU(0.2),
@@ -112,8 +128,7 @@ class SincEncoder(nn.Module):
         self.project = nn.Sequential(nn.Linear(128, d), nn.LayerNorm(d), nn.GELU())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.sinc(x.unsqueeze(1)).abs()
-        x = F.max_pool1d(x, 2, ceil_mode=True)
+        x = F.max_pool1d(self.sinc(x).abs(), self.pool, ceil_mode=True)  # band envelope, 10 ms steps
         x = F.leaky_relu(self.norm(torch.log1p(x)), 0.2)
         x = self.convs(x)
         return self.project(torch.cat([x.mean(2), x.amax(2)], dim=1))
@@ -142,7 +157,7 @@ class SincNet(StreamingModel):
         hop_samples: int = 8000,
         sample_rate: int = 16000,
         n_filters: int = 32,
-        kernel_size: int = 129,
+        kernel_size: int = 139,
         stride: int = 20,
         d: int = 96,
         hidden: int = 96,
@@ -151,7 +166,7 @@ class SincNet(StreamingModel):
     ) -> None:
         super().__init__()
         self.hop_samples = hop_samples
-        self.encoder = SincEncoder(n_filters, kernel_size, stride, sample_rate, d)
+        self.encoder = SincEncoder(n_filters, kernel_size, stride, hop_samples, sample_rate, d)
         self.scales = MultiScaleContexts(d, hidden, layers, dropout, cell="alstm")
         self.fusion = MultiScaleFusion(hidden)
         self.quadrant = MultiScaleFusion(hidden, n_out=4)

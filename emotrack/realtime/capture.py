@@ -226,8 +226,9 @@ class CaptureSource:
     stop : threading.Event, optional
         Set it (from any thread) to end the iteration.
     stall_timeout : float
-        Seconds without any new audio after which the stream counts as dead; the first callback may take
-        over 2 s to arrive (PulseAudio), so the first wait is ``stall_timeout + 5`` s.
+        Seconds without any new audio after which the stream counts as dead (:class:`DeviceError`).
+    start_timeout : float
+        The same for the first audio after start: it may take over 2 s to arrive (PulseAudio).
 
     Notes
     -----
@@ -247,6 +248,7 @@ class CaptureSource:
         buffer_seconds: float = 20.0,
         stop: threading.Event | None = None,
         stall_timeout: float = 5.0,
+        start_timeout: float = 10.0,
     ) -> None:
         sd = _sounddevice()
         self.device = resolve_input_device(device)
@@ -270,6 +272,7 @@ class CaptureSource:
         self.latency = latency
         self.stop = stop or threading.Event()
         self.stall_timeout = float(stall_timeout)
+        self.start_timeout = float(start_timeout)
         self.ring = RingBuffer(max(1, int(buffer_seconds * self.sample_rate)), self.channels)
         self.recorder = _Recorder(self.ring, self.sample_rate)
         self._stream: Any = None
@@ -374,7 +377,7 @@ class CaptureSource:
         # block every few ms to tens of ms).
         poll = 0.01 if self.blocksize <= 0 else min(0.01, 0.5 * self.blocksize / self.sample_rate)
         last_audio = time.perf_counter()
-        timeout = self.stall_timeout + 5.0  # first callback can take seconds
+        timeout = self.start_timeout if self.recorder.callbacks == 0 else self.stall_timeout
         try:
             while not self.stop.is_set():
                 got = self.ring.read()

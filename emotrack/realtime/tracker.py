@@ -114,6 +114,8 @@ class Tracker:
         ``last=True`` flushes the resampler at end of stream; a final partial hop is dropped.
         """
         t_last = self.clock() if t_last is None else t_last
+        if not np.isfinite(block).all():  # a glitching driver must not poison the model state
+            block = np.nan_to_num(block, nan=0.0, posinf=1.0, neginf=-1.0)
         self._inputs += len(block)
         audio = self._resampler.process(downmix(block), last=last)
         results = []

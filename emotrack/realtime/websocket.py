@@ -2,16 +2,18 @@
 
 Each client gets a bounded queue that drops its *oldest* message when full, and its own sender task.
 :meth:`EmotionServer.publish` only appends to those queues, so it never waits, and a client that stops
-reading costs at most ``queue_size`` messages plus ``write_limit`` bytes of server memory (and the
-kernel's socket buffer). Clients see the gaps in ``seq``; for a dashboard the latest state matters
-more than every past one.
+reading costs at most ``queue_size`` messages, ``write_limit`` bytes of write buffer and a kernel send
+buffer of ``2 * send_buffer`` bytes. Clients see the gaps in ``seq``; for a dashboard the latest state
+matters more than every past one.
 
-A client that stops reading at the TCP level is detected only once the buffers between it and the
-server are full: websockets then blocks in ``send()``, and also in its keepalive ``ping()`` (it waits
-for the write buffer to drain before it starts the ``ping_timeout`` clock, so keepalive alone would
-never drop such a client). The sender therefore closes a client whose ``send()`` has been blocked for
+A client that stops reading at the TCP level is noticed only once the buffers between it and the
+server are full: websockets then blocks in ``send()``, and also in its keepalive ``ping()`` (which
+waits for the write buffer to drain before it starts the ``ping_timeout`` clock, so keepalive alone
+never drops such a client). The sender therefore closes a client whose ``send()`` has been blocked for
 ``stall_timeout`` seconds with code 1008 "too slow", aborting the TCP connection if the close frame
-cannot be written within ``close_timeout``.
+cannot be written within ``close_timeout``. The kernel send buffer is capped because Linux would
+otherwise grow it up to ``net.ipv4.tcp_wmem`` (often 4 MB, hours of messages at 2 Hz) for a client
+that never reads; with the defaults a stalled client is closed after roughly 100 KB (a few minutes).
 
 Protocol: on connect the server sends the ``hello`` message, then one ``emotion`` message per hop (see
 :mod:`emotrack.realtime.messages`). A client may send ``{"type": "ping"}`` (with an optional ``"id"``,
@@ -26,6 +28,7 @@ import contextlib
 import errno
 import json
 import logging
+import socket
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -93,6 +96,11 @@ async def _close(ws: ServerConnection, code: int, reason: str, timeout: float) -
         await ws.wait_closed()
 
 
+def _retrieve(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
 class _Client:
     """Server-side state of one connection: its queue, its wake-up event and its counters."""
 
@@ -139,6 +147,9 @@ class EmotionServer:
     write_limit : int
         High-water mark, in bytes, of each connection's write buffer. Default 8192, about 20 messages:
         beyond that, the queue's drop-oldest policy takes over from in-order buffering.
+    send_buffer : int or None
+        ``SO_SNDBUF`` of each connection, in bytes (Linux doubles it). Default 32768, ample for a few
+        hundred bytes every 0.5 s even over a slow link. None leaves the kernel's autotuning on.
     ping_interval, ping_timeout : float or None
         Keepalive: ping every ``ping_interval`` s and close if no pong within ``ping_timeout`` s.
         Default 20 s each, the websockets defaults.
@@ -160,6 +171,7 @@ class EmotionServer:
         hello: str,
         stall_timeout: float | None = 10.0,
         write_limit: int = 8192,
+        send_buffer: int | None = 32768,
         ping_interval: float | None = 20.0,
         ping_timeout: float | None = 20.0,
         close_timeout: float = 2.0,
@@ -172,6 +184,7 @@ class EmotionServer:
         self.hello = hello
         self.stall_timeout = stall_timeout
         self.write_limit = write_limit
+        self.send_buffer = send_buffer
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
         self.close_timeout = close_timeout
@@ -283,6 +296,10 @@ class EmotionServer:
     # Per-connection tasks
 
     async def _handler(self, ws: ServerConnection) -> None:
+        sock = ws.transport.get_extra_info("socket")
+        if self.send_buffer is not None and sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.send_buffer)
         client = _Client(ws, self.queue_size)
         client.put(self.hello)
         self._clients.add(client)
@@ -313,6 +330,7 @@ class EmotionServer:
                 client.ready.clear()
                 await client.ready.wait()
             send = asyncio.ensure_future(ws.send(client.queue.popleft()))
+            send.add_done_callback(_retrieve)  # if this loop is cancelled first, nobody else awaits it
             done, _ = await asyncio.wait({send}, timeout=self.stall_timeout)
             if not done:
                 logger.warning(

@@ -10,6 +10,7 @@ Attributes read (defaults in :data:`TRAIN_DEFAULTS` / :data:`EVAL_DEFAULTS` appl
     for the final model, optional), ``epochs``, ``seed``, ``limit`` (max clips, balanced over
     quadrants, for CI), ``resume`` (bool), ``hparams`` (JSON overriding :class:`TrainConfig` fields,
     e.g. ``'{"lr": 1e-3, "model_kwargs": {"hidden": 64}}'``), ``workers`` (feature processes),
+    ``threads`` (torch intra-op threads; 1 is fastest for these small LSTMs on a shared 2-core box),
     ``cv_results`` (CV JSON whose means go into the card when ``folds`` is 0), ``command`` (the
     command line to record; defaults to ``sys.argv``), ``quiet``.
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 import platform
 import shlex
 import sys
@@ -59,6 +61,7 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "resume": False,
     "hparams": None,
     "workers": 2,
+    "threads": 1,
     "cv_results": None,
     "command": None,
     "quiet": False,
@@ -260,7 +263,13 @@ def _machine() -> dict[str, Any]:
                 break
     except OSError:
         pass
-    return {"cpu": cpu, "cores": torch.get_num_threads(), "torch": torch.__version__, "python": platform.python_version()}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }
 
 
 def _command(opts: argparse.Namespace) -> str:
@@ -281,7 +290,7 @@ def _card_metrics(cv: dict[str, Any]) -> dict[str, Any]:
 def train_main(args: argparse.Namespace) -> dict[str, Any]:
     """Cross-validate (``folds`` > 1) and/or train the final model and export it; returns a summary."""
     opts = _opts(args, TRAIN_DEFAULTS)
-    torch.set_num_threads(max(1, int(opts.workers)))
+    torch.set_num_threads(max(1, int(opts.threads)))
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
     cfg = _config(opts)
