@@ -222,7 +222,7 @@ def _cmd_devices(args: argparse.Namespace) -> int:
     for d in devices:
         mark = "*" if d.get("default") else " "
         print(f"{mark:2}{d['index']:>5}  {d['name'][:40]:<40} {d['hostapi'][:12]:<12} "
-              f"{d['channels']:>8} {d['samplerate']:>8.0f}")
+              f"{d['max_input_channels']:>8} {d['default_samplerate']:>8.0f}")
     print("(* default input)")
     return 0
 

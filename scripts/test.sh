@@ -23,7 +23,9 @@ fi
 # torch==2.13.0 is the CPU build on this platform; an unpinned torch would pull several GB of CUDA wheels.
 python -m pip install -q --disable-pip-version-check torch==2.13.0 -e ".[train,test]"
 
-export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp/emotrack-pulse}
+# Every process (the sink script, pytest, paplay) must see the same PulseAudio server.
+export XDG_RUNTIME_DIR=/tmp/emotrack-pulse
+export PULSE_SERVER=unix:/tmp/emotrack-pulse/pulse/native
 export EMOTRACK_PULSE=1
 if ! bash scripts/pulse-null-sink.sh; then
     echo "warning: no PulseAudio null sink; live-capture tests will skip" >&2

@@ -173,3 +173,19 @@ def test_help_explains_every_option(cli):
     for flag in ("--file", "--device", "--fast", "--osc", "--osc-range", "--ws-port", "--smoothing", "--provider",
                  "--config", "--csv"):
         assert flag in res.stdout
+
+
+NO_SOUND_CARD = {"XDG_RUNTIME_DIR": "/nonexistent", "PULSE_SERVER": "unix:/nonexistent/native"}
+
+
+def test_default_run_without_input_device_tracks_the_example(cli):
+    res = cli("run", "--duration", "2", "--no-osc", "--no-ws", env=NO_SOUND_CARD)
+    assert res.returncode == 0, res.stderr
+    assert "bundled example" in res.stdout
+    hops = [line for line in res.stdout.splitlines() if line.startswith("t=")]
+    assert len(hops) >= 2 and "dropped 0" in hops[-1]
+
+
+def test_device_requested_but_none_present(cli):
+    assert_one_line_error(cli("run", "--device", "0", "--duration", "1", "--no-osc", "--no-ws", env=NO_SOUND_CARD),
+                          "--file")

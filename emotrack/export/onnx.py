@@ -210,7 +210,7 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
     """Options of ``emotrack export`` (the CLI adds these to its ``export`` sub-parser)."""
     parser.add_argument("checkpoint", type=Path, help="training checkpoint (.pt) to export")
     parser.add_argument(
-        "-o", "--output", type=Path, default=None,
+        "-o", "--out", "--output", dest="out", type=Path, default=None,
         help="ONNX file to write (default: the checkpoint's name with .onnx, or _fp16.onnx with --fp16)",
     )  # fmt: skip
     parser.add_argument(
@@ -230,8 +230,9 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
 def export_main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
     """``emotrack export CHECKPOINT -o MODEL.onnx [--fp16]``: load, export, check parity, print the report.
 
-    ``args`` is the parsed namespace from a parser set up by :func:`add_export_arguments`, or a list
-    of command-line words (parsed here). Failures raise :class:`~emotrack.errors.ModelError`
+    ``args`` is the parsed namespace from a parser set up by :func:`add_export_arguments` (a CLI
+    parser with only ``checkpoint``, ``out`` and ``fp16`` works too: the rest take their defaults),
+    or a list of command-line words (parsed here). Failures raise :class:`~emotrack.errors.ModelError`
     (incl. :class:`ExportError`), which the CLI prints as one line.
     """
     if not isinstance(args, argparse.Namespace):
@@ -239,8 +240,17 @@ def export_main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
         args = parser.parse_args(args)
     from emotrack.training.checkpoint import load_checkpoint  # imports the model zoo
 
-    model, card, _ = load_checkpoint(args.checkpoint)
-    output = args.output or args.checkpoint.with_name(args.checkpoint.stem + ("_fp16" if args.fp16 else "") + ".onnx")
-    report = export_onnx(model, card, output, fp16=args.fp16, tolerance=args.tolerance, audio=args.audio)
+    checkpoint = Path(args.checkpoint)
+    fp16 = bool(getattr(args, "fp16", False))
+    output = getattr(args, "out", None) or checkpoint.with_name(checkpoint.stem + ("_fp16" if fp16 else "") + ".onnx")
+    model, card, _ = load_checkpoint(checkpoint)
+    report = export_onnx(
+        model,
+        card,
+        output,
+        fp16=fp16,
+        tolerance=getattr(args, "tolerance", None),
+        audio=getattr(args, "audio", None) or EXAMPLE_AUDIO,
+    )
     print(report)
     return 0

@@ -165,7 +165,10 @@ def predict_clip(model: StreamingModel, frames: np.ndarray, batch: int = 512, st
     emb = model.encode(x.unsqueeze(0))[0]
     ctx, mask = slide_contexts(emb, model.context_frames)
     ctx, mask = ctx[stride - 1 :: stride], mask[stride - 1 :: stride]
-    out = [torch.tanh(model.temporal(ctx[i : i + batch], mask[i : i + batch])["logits"]) for i in range(0, len(ctx), batch)]
+    out = [
+        torch.tanh(model.temporal(ctx[i : i + batch], mask[i : i + batch])["logits"])
+        for i in range(0, len(ctx), batch)
+    ]
     return torch.cat(out).numpy() if out else np.zeros((0, 2), np.float32)
 
 
@@ -214,7 +217,7 @@ def _batch_loss(
         frames = torch.from_numpy(e.frames[crop:])
         frames = frames + float(rng.uniform(-cfg.gain_range, cfg.gain_range))
         clips.append((frames - mean) / std)
-        t = torch.from_numpy(np.ascontiguousarray(targets[crop:], np.float32))
+        t = torch.from_numpy(np.array(targets[crop:], np.float32))
         nan = torch.full_like(t, float("nan"))
         sign_t.append(t if is_sign else nan)
         cont_t.append(nan if is_sign else t)
