@@ -132,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     data_sub = data.add_subparsers(dest="data_command", metavar="ACTION")
     prep = data_sub.add_parser("prepare", help="render MIDI data sets and index all clips once (cached)")
     _add_data_options(prep)
+    prep.set_defaults(datasets=["4q", "vgmidi", "emopia"])
+    prep.add_argument("--soundfont", type=Path, help="General MIDI .sf2 for rendering (default: TimGM6mb, FluidR3)")
     return parser
 
 
@@ -254,6 +256,16 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_data(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    if args.data_command != "prepare":
+        parser.parse_args(["data", "--help"])
+    from emotrack.data.cache import prepare
+
+    summary = prepare(args.data_root, args.cache, args.datasets, args.limit, soundfont=args.soundfont)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
 TRAIN_MODULES = {"torch", "onnx", "onnxscript", "sklearn", "pretty_midi", "onnxconverter_common"}
 
 
@@ -299,9 +311,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
                 return evaluate_main(args) or 0
             if args.command == "data":
-                from emotrack.data import prepare_main
-
-                return prepare_main(args) or 0
+                return _cmd_data(args, parser)
         except ImportError as exc:
             if exc.name and exc.name.split(".")[0] in TRAIN_MODULES:
                 raise _train_extra(exc) from None

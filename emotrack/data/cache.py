@@ -6,12 +6,11 @@ Cache layout (under a user-given ``cache_dir``, never inside the repository)::
     index/<dataset>.json                            every Clip of the data set (labels, groups, paths)
 
 Training reloads clips from the index with :func:`load_index` instead of re-parsing and re-rendering.
-Run it as ``python -m emotrack.data --data-root ../shared/data --cache-dir ~/.cache/emotrack``.
+Run it as ``emotrack data prepare --data-root ../shared/data --cache ~/.cache/emotrack``.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import time
@@ -144,19 +143,3 @@ def prepare(
             "index": str(path),
         }
     return summary
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command-line entry point for :func:`prepare`; prints the summary as JSON."""
-    p = argparse.ArgumentParser(prog="python -m emotrack.data", description=prepare.__doc__.split("\n")[0])
-    p.add_argument("--data-root", required=True, type=Path)
-    p.add_argument("--cache-dir", required=True, type=Path)
-    p.add_argument("--datasets", nargs="+", default=["4q", "vgmidi", "emopia"], choices=DATASETS)
-    p.add_argument("--limit", type=int)
-    p.add_argument("--soundfont", type=Path)
-    p.add_argument("--workers", type=int)
-    args = p.parse_args(argv)
-    summary = prepare(args.data_root, args.cache_dir, args.datasets, args.limit,
-                      soundfont=args.soundfont, workers=args.workers)
-    print(json.dumps(summary, indent=2))
-    return 0

@@ -76,7 +76,11 @@ def va_to_quadrant(valence: float, arousal: float) -> int:
 def _series_to_json(x: np.ndarray | None) -> list[float | None] | None:
     if x is None:
         return None
-    return [None if not np.isfinite(v) else round(float(v), 6) for v in x]
+    values = np.round(np.asarray(x, dtype=np.float64), 6)
+    out: list[float | None] = values.tolist()
+    for i in np.flatnonzero(~np.isfinite(values)):
+        out[i] = None
+    return out
 
 
 def _series_from_json(x: list[float | None] | None) -> np.ndarray | None:

@@ -276,6 +276,45 @@ def _command(opts: argparse.Namespace) -> str:
     return opts.command or " ".join(shlex.quote(a) for a in ["emotrack", *sys.argv[1:]])
 
 
+def cv_markdown(cv: dict[str, Any]) -> str:
+    """A short Markdown report of a CV result (per-fold table, mean, pooled confusion matrix)."""
+    pct = lambda x: f"{100 * x:.1f}"  # noqa: E731
+    keys = ("weighted_f1", "accuracy", "precision", "recall", "valence_sign_accuracy", "arousal_sign_accuracy")
+    lines = [
+        f"# {cv.get('model', 'model')} on {cv.get('data', '4q')}: {cv['folds']}-fold artist-grouped CV",
+        "",
+        f"Split: {cv['split']}; early stopping on {cv['inner_validation']}. Clip rule: {cv['clip_rule']}. "
+        "Metrics are sklearn weighted averages over the 4 quadrants, in %, on causal streamed predictions.",
+        "",
+        "| fold | test clips | best epoch | W-F1 | acc | P | R | V sign acc | A sign acc |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for f in cv["per_fold"]:
+        cells = " | ".join(pct(f[k]) for k in keys)
+        lines.append(f"| {f['fold'] + 1} | {f['n_test']} | {f['best_epoch']} | {cells} |")
+    lines.append("| **mean** | | | " + " | ".join(f"**{pct(cv['mean'][k])}**" for k in keys) + " |")
+    lines.append("| std | | | " + " | ".join(pct(cv["std"][k]) for k in keys) + " |")
+    cm = cv["pooled"]["confusion_matrix"]
+    lines += [
+        "",
+        "Pooled confusion matrix (rows = true, columns = predicted):",
+        "",
+        "| | Q1 | Q2 | Q3 | Q4 |",
+        "|---|---|---|---|---|",
+        *(f"| Q{i + 1} | " + " | ".join(str(v) for v in row) + " |" for i, row in enumerate(cm)),
+        "",
+        f"Majority vote over hops instead of the clip mean: weighted F1 {pct(cv['mean']['vote_weighted_f1'])} "
+        "(fold mean).",
+        "",
+        f"Machine: {cv['machine']['cpu']}, {cv['machine']['cores']} cores "
+        f"(torch {cv['machine']['torch']}, {cv['machine']['torch_threads']} thread); "
+        f"training time for all folds {cv['total_train_seconds'] / 60:.1f} min.",
+        "",
+        f"Command: `{cv['command']}`",
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def _card_metrics(cv: dict[str, Any]) -> dict[str, Any]:
     return {
         "4q_cv": {
@@ -303,7 +342,9 @@ def train_main(args: argparse.Namespace) -> dict[str, Any]:
         cv = run_cv(clips, examples, opts, cfg, card, out)
         cv.update(model=opts.model, config=asdict(cfg), machine=_machine(), command=_command(opts),
                   date=date.today().isoformat(), data=", ".join(opts.datasets), n_clips=len(clips))
-        (out / f"{opts.model}_{'_'.join(opts.datasets)}_cv.json").write_text(json.dumps(cv, indent=1))
+        stem = out / f"{opts.model}_{'_'.join(opts.datasets)}_cv"
+        stem.with_suffix(".json").write_text(json.dumps(cv, indent=1))
+        stem.with_suffix(".md").write_text(cv_markdown(cv))
         summary["cv"] = cv["mean"]
     elif opts.cv_results:
         cv = json.loads(Path(opts.cv_results).read_text())
