@@ -57,8 +57,9 @@ def main() -> None:
             t0 = time.perf_counter()
             for k, s in enumerate(streams):
                 src = FileSource(audio, realtime=True, loop=True)
+                offset = k * hop_s / len(streams)
 
-                def body(s=s, src=src, delay=k * hop_s / len(streams)) -> None:
+                def body(s=s, src=src, delay=offset) -> None:
                     time.sleep(max(0.0, t0 + delay - time.perf_counter()))
                     s.run(src, n_hops)
 

@@ -110,9 +110,13 @@ def build_parser() -> argparse.ArgumentParser:
     mod.add_argument("--json", action="store_true", help="machine-readable output")
 
     exp = sub.add_parser("export", help="export a training checkpoint to ONNX (checks parity first)")
-    exp.add_argument("checkpoint", type=Path)
-    exp.add_argument("-o", "--out", type=Path, required=True, help="output .onnx path")
-    exp.add_argument("--fp16", action="store_true", help="float16 weights for GPU (float32 inputs/outputs)")
+    exp.add_argument("checkpoint", type=Path, help="training checkpoint (.pt)")
+    exp.add_argument("-o", "--out", type=Path,
+                     help="output .onnx path (default: the checkpoint's name with .onnx, or _fp16.onnx with --fp16)")
+    exp.add_argument("--fp16", action="store_true",
+                     help="float16 graph for GPU, float32 inputs/outputs (parity tolerance 2e-2 instead of 1e-4)")
+    exp.add_argument("--tolerance", type=float, help="max |torch - onnxruntime| allowed (default 1e-4, fp16 2e-2)")
+    exp.add_argument("--audio", type=Path, help="real audio for the parity check (default: the bundled example)")
 
     tr = sub.add_parser("train", help="train a zoo model (needs the train extra)")
     tr.add_argument("model", help="zoo model name: mca, damff, adff, dsaml, sincnet")

@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 import torch
 
+from emotrack.cli import main as cli_main
 from emotrack.export.metadata import ModelCard
-from emotrack.export.onnx import FP16_TOLERANCE, ExportError, export_main, export_onnx
+from emotrack.export.onnx import FP16_TOLERANCE, ExportError, export_onnx
 from emotrack.frontends import make_frontend
 from emotrack.inference import ModelRunner
 from emotrack.models import build_model
@@ -48,7 +49,7 @@ def _checkpoint(tmp_path: Path, name: str, **kwargs: object) -> Path:
 def test_export_main_writes_a_model_the_runtime_loads(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ckpt = _checkpoint(tmp_path, "sincnet")
     out = tmp_path / "models" / "sincnet.onnx"
-    assert export_main([str(ckpt), "-o", str(out)]) == 0
+    assert cli_main(["export", str(ckpt), "-o", str(out)]) == 0
     assert "parity OK" in capsys.readouterr().out
     runner = ModelRunner(out, provider="cpu")
     assert runner.card.name == "sincnet" and runner.card.frontend["name"] == "wave"
@@ -61,11 +62,12 @@ def test_export_main_writes_a_model_the_runtime_loads(tmp_path: Path, capsys: py
     assert not list(tmp_path.glob("models/*.part"))
 
 
-def test_zero_tolerance_fails_and_leaves_no_file(tmp_path: Path) -> None:
+def test_zero_tolerance_fails_and_leaves_no_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ckpt = _checkpoint(tmp_path, "dsaml")
     out = tmp_path / "dsaml.onnx"
-    with pytest.raises(ExportError, match="parity check failed"):
-        export_main([str(ckpt), "-o", str(out), "--tolerance", "0"])
+    assert cli_main(["export", str(ckpt), "-o", str(out), "--tolerance", "0"]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("emotrack: error: parity check failed")
     assert not out.exists() and not list(tmp_path.glob("*.part"))
 
 
@@ -88,8 +90,8 @@ def test_diverging_model_fails_parity_and_leaves_no_file(tmp_path: Path) -> None
 def test_fp16_export_within_stated_tolerance(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ckpt = _checkpoint(tmp_path, "dsaml")
     fp32, fp16 = tmp_path / "dsaml.onnx", tmp_path / "dsaml_fp16.onnx"  # fp16: the default output name
-    export_main([str(ckpt), "-o", str(fp32)])
-    export_main([str(ckpt), "--fp16"])
+    assert cli_main(["export", str(ckpt), "-o", str(fp32)]) == 0
+    assert cli_main(["export", str(ckpt), "--fp16"]) == 0
     assert "float16 parity OK" in capsys.readouterr().out
     assert fp16.stat().st_size < 0.75 * fp32.stat().st_size  # weights stored as float16
     runner = ModelRunner(fp16, provider="cpu")  # float32 I/O: the runtime feeds it like any model

@@ -145,14 +145,17 @@ def test_train_resume_and_evaluate(tiny, tmp_path):
     assert res.card.normalization["mean"] == pytest.approx(norm.mean.tolist())
     assert len(res.card.normalization["mean"]) == 64
 
-    # Resume: a 3-epoch run continues from the saved epoch instead of starting over ...
-    cfg3 = TrainConfig(**{**cfg.__dict__, "epochs": 3})
-    resumed = train(tr, va, cfg3, _card(cache), checkpoint=ckpt, resume=True, progress=False)
+    # Resume: a 3-epoch run interrupted after 2 epochs continues from the saved epoch ...
+    cfg3 = TrainConfig(**{**cfg.__dict__, "epochs": 3, "ema": 0.9})
+    part = train(tr, va, cfg3, _card(cache), checkpoint=tmp_path / "part.pt", progress=False, stop_after=2)
+    assert [h["epoch"] for h in part.history] == [0, 1]
+    resumed = train(tr, va, cfg3, _card(cache), checkpoint=tmp_path / "part.pt", resume=True, progress=False)
     assert [h["epoch"] for h in resumed.history] == [0, 1, 2]
-    assert resumed.history[:2] == res.history
-    # ... and reproduces an uninterrupted 3-epoch run exactly (RNG and optimizer state restored).
+    assert resumed.history[:2] == part.history
+    # ... and reproduces an uninterrupted run (RNG, optimizer, scheduler and EMA state restored).
     fresh = train(tr, va, cfg3, _card(cache), checkpoint=tmp_path / "fresh.pt", progress=False)
     assert fresh.history[2]["loss"] == pytest.approx(resumed.history[2]["loss"], rel=1e-5)
+    assert fresh.history[2]["score"] == pytest.approx(resumed.history[2]["score"], abs=1e-6)
 
     preds = stream_predictions(torch_predictor(res.model), Normalizer.from_dict(res.card.normalization), examples)
     out = evaluate_predictions(examples, preds)

@@ -78,8 +78,15 @@ def case(request: pytest.FixtureRequest) -> Case:
 
 
 def _run(model: StreamingModel, frames: np.ndarray, mask: np.ndarray) -> list[np.ndarray]:
-    with torch.no_grad():
-        out = model(torch.from_numpy(frames), torch.from_numpy(mask))
+    """Torch outputs on one thread: multi-threaded BLAS may split sums differently from call to call
+    on a busy machine (dynamic thread counts), which changes last bits without any causality leak."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.no_grad():
+            out = model(torch.from_numpy(frames), torch.from_numpy(mask))
+    finally:
+        torch.set_num_threads(threads)
     return [o.numpy() for o in (out if isinstance(out, tuple) else (out,))]
 
 
@@ -162,3 +169,27 @@ def test_exported_model_runs_in_analyze_cli(case: Case, exported: Path, tmp_path
     np.testing.assert_allclose(np.diff(times), 0.5)
     va = np.array([[float(r[1]), float(r[2])] for r in rows[1:]])
     assert np.all(np.isfinite(va)) and np.all(np.abs(va) <= 1.0)
+
+
+def test_dsaml_attention_maps_loss_and_head_parameters() -> None:
+    """DSAML-C exposes band-limited attention maps for the diagonal loss and a separable head."""
+    from emotrack.models.dsaml import diagonal_attention_loss
+
+    torch.manual_seed(0)
+    model = build_model("dsaml").train()
+    frames = torch.randn(2, 20, 25, 64)
+    mask = torch.ones(2, 20)
+    mask[0, :12] = 0
+    out = model.outputs(frames, mask)
+    attn = out["attn"]
+    assert attn.shape == (2, 3, 20, 20)
+    torch.testing.assert_close(attn.sum(-1), torch.ones(2, 3, 20))
+    lag = torch.arange(20)[:, None] - torch.arange(20)[None, :]
+    for s, w in enumerate((5, 10, 20)):
+        assert attn[:, s][:, (lag < 0) | (lag >= w)].abs().max() == 0  # causal band of w frames
+    assert attn[0, :, 12:, :12].abs().max() == 0  # real frames never attend to padding
+    loss = diagonal_attention_loss(out)
+    loss.backward()
+    assert torch.isfinite(loss) and model.layers[-1].attn.qkv.weight.grad is not None
+    head = {id(p) for p in model.head_parameters()}
+    assert head and head < {id(p) for p in model.parameters()}

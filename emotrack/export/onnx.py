@@ -15,7 +15,6 @@ import subprocess
 import sys
 import tempfile
 import warnings
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +35,6 @@ __all__ = [
     "FP32_TOLERANCE",
     "ExportError",
     "ParityReport",
-    "add_export_arguments",
     "export_main",
     "export_onnx",
     "parity_contexts",
@@ -47,7 +45,7 @@ OPSET = 17
 FP32_TOLERANCE = 1e-4
 FP16_TOLERANCE = 2e-2
 """Max |torch - onnxruntime| for the float16 file. ORT's CPU provider casts most fp16 ops back to
-float32, so the CPU check mostly sees fp16 weight rounding (measured <= 4e-4 on the zoo, random
+float32, so the CPU check mostly sees fp16 weight rounding (measured <= 1.1e-3 on the zoo, random
 init); on CUDA the arithmetic is fp16 too, and 2e-2 (1 % of the V-A range) leaves room for it."""
 
 FP16_OP_BLOCK = ("Transpose",)
@@ -206,38 +204,13 @@ def export_onnx(
     return ParityReport(diff, tolerance, len(frames), path, fp16)
 
 
-def add_export_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Options of ``emotrack export`` (the CLI adds these to its ``export`` sub-parser)."""
-    parser.add_argument("checkpoint", type=Path, help="training checkpoint (.pt) to export")
-    parser.add_argument(
-        "-o", "--out", "--output", dest="out", type=Path, default=None,
-        help="ONNX file to write (default: the checkpoint's name with .onnx, or _fp16.onnx with --fp16)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--fp16", action="store_true",
-        help=f"store the graph in float16 (float32 inputs/outputs); parity tolerance {FP16_TOLERANCE:g}",
-    )  # fmt: skip
-    parser.add_argument(
-        "--tolerance", type=float, default=None,
-        help=f"max |torch - onnxruntime| (default {FP32_TOLERANCE:g}, or {FP16_TOLERANCE:g} with --fp16)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--audio", type=Path, default=EXAMPLE_AUDIO, help="audio for the parity check (default: bundled example)"
-    )
-    return parser
-
-
-def export_main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
+def export_main(args: argparse.Namespace) -> int:
     """``emotrack export CHECKPOINT -o MODEL.onnx [--fp16]``: load, export, check parity, print the report.
 
-    ``args`` is the parsed namespace from a parser set up by :func:`add_export_arguments` (a CLI
-    parser with only ``checkpoint``, ``out`` and ``fp16`` works too: the rest take their defaults),
-    or a list of command-line words (parsed here). Failures raise :class:`~emotrack.errors.ModelError`
-    (incl. :class:`ExportError`), which the CLI prints as one line.
+    ``args`` comes from the CLI's ``export`` parser (``checkpoint``, ``out``, ``fp16``, ``tolerance``,
+    ``audio``). Failures raise :class:`~emotrack.errors.ModelError` (incl. :class:`ExportError`), which
+    the CLI prints as one line.
     """
-    if not isinstance(args, argparse.Namespace):
-        parser = add_export_arguments(argparse.ArgumentParser(prog="emotrack export", description=__doc__))
-        args = parser.parse_args(args)
     from emotrack.training.checkpoint import load_checkpoint  # imports the model zoo
 
     checkpoint = Path(args.checkpoint)

@@ -10,15 +10,18 @@ attention LSTMs over the newest 5/10/20 frames give three context vectors; one M
 Departures from the spec, for per-hop cost (all 20 frames are re-encoded every hop, so the spec's
 80 filters x 251 taps at stride 1 would be ~3.2 G multiply-adds per hop):
 
-* 32 filters x 129 taps at stride 20 (1.25 ms), "same" padding: ~1.7 M multiply-adds per frame.
-  The short kernel limits frequency resolution to about ``fs / taps`` = 125 Hz, so the lowest
+* 32 filters x 139 taps at stride 20 (1.25 ms), "same" padding: ~1.8 M multiply-adds per frame,
+  computed polyphase (see :meth:`SincConv.forward`). The short kernel limits frequency
+  resolution to about ``fs / taps`` = 115 Hz, so the lowest
   mel-initialised bands are wider than they claim; the stride aliases the carrier, but ``|.|``
   followed by a max-pool keeps the band envelope, which is what the later layers use;
 * no input LayerNorm and ``log1p`` + BatchNorm instead of the per-position LayerNorms: a per-frame
   LayerNorm would erase loudness, a strong arousal cue (the global ``wave`` normaliser scales input);
-* Conv1d 32 -> 48 (k 5) -> 64 (k 3) with pooling 4/4 and mean+max over time instead of the
-  flatten + 3 x 2048 MLP (17100-d input, ~40 M weights);
-* the sinc filters are computed in-graph from their two learned parameters each (cheap: 32 x 129).
+* max-pool 8 right after ``|.|`` (10 ms envelope steps), then Conv1d 32 -> 48 (k 5), pool 4,
+  Conv1d 48 -> 64 (k 3) and mean+max over time instead of the flatten + 3 x 2048 MLP
+  (17100-d input, ~40 M weights);
+* the sinc filters are computed from their two learned parameters each in torch, and baked into a
+  constant conv weight on ONNX export (parity with torch ~3e-8).
 """
 
 from __future__ import annotations
@@ -107,9 +110,19 @@ class SincConv(nn.Module):
         """
         n = x.shape[0]
         blocks = F.pad(x, self.pad).reshape(n, -1, self.stride).transpose(1, 2)  # [N, stride, n_blocks]
-        taps = F.pad(self.filters(), (0, 1))  # [K, 1, blocks * stride]
-        weight = taps.reshape(taps.shape[0], self.blocks, self.stride).transpose(1, 2)  # [K, stride, blocks]
-        return F.conv1d(blocks, weight)
+        return F.conv1d(blocks, self.polyphase_weight())
+
+    def polyphase_weight(self) -> torch.Tensor:
+        """``[K, stride, blocks]`` conv weight; a baked constant when exporting to ONNX.
+
+        Baking keeps the filter maths (``sin`` of arguments up to ~200 rad) out of a float16 graph,
+        where it would lose precision, and saves recomputing fixed filters every hop.
+        """
+        taps = F.pad(self.filters(), (0, 1))  # [K, 1, blocks * stride]: one zero tap appended
+        weight = taps.reshape(taps.shape[0], self.blocks, self.stride).transpose(1, 2)
+        if torch.onnx.is_in_onnx_export():
+            weight = torch.from_numpy(weight.detach().cpu().numpy().copy())  # traced as a constant
+        return weight
 
 
 class SincEncoder(nn.Module):

@@ -119,6 +119,7 @@ class TrainConfig:
     truncate_p: float = 0.1
     ccc_weight: float = 0.5
     val_stride: int = 2
+    ema: float = 0.0
 
 
 @dataclass
@@ -259,6 +260,7 @@ def train(
     checkpoint: str | Path | None = None,
     resume: bool = False,
     progress: bool = True,
+    stop_after: int | None = None,
 ) -> TrainResult:
     """Train with AdamW and early stopping on ``val_set``; return the best-validation model.
 
@@ -273,6 +275,8 @@ def train(
         Written after every epoch (model, optimizer, RNG state, history, best weights).
     resume : bool
         Continue from ``checkpoint`` if it exists (must come from the same config and data).
+    stop_after : int, optional
+        Stop this call after that many epochs (time-sliced runs; continue later with ``resume``).
     """
     t0 = time.perf_counter()
     rng = seed_everything(cfg.seed)
@@ -285,6 +289,7 @@ def train(
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(cfg.epochs, 1), eta_min=cfg.lr * 0.05)
     history: list[dict[str, Any]] = []
     best = {"score": -np.inf, "epoch": -1, "state": copy.deepcopy(model.state_dict())}
+    averaged = copy.deepcopy(model) if cfg.ema else model
     start = 0
     if resume and checkpoint is not None and Path(checkpoint).exists():
         payload = torch.load(checkpoint, map_location="cpu", weights_only=False)
@@ -295,13 +300,15 @@ def train(
         best = payload["best"]
         rng.bit_generator.state = payload["numpy_rng"]
         torch.set_rng_state(payload["torch_rng"])
+        if cfg.ema:
+            averaged.load_state_dict(payload["ema_state"])
         start = payload["epoch"] + 1
-    order = np.arange(len(train_set))
-    for epoch in range(start, cfg.epochs):
+    stop = cfg.epochs if stop_after is None else min(cfg.epochs, start + stop_after)
+    for epoch in range(start, stop):
         if epoch - best["epoch"] > cfg.patience and best["epoch"] >= 0:
             break
         model.train()
-        rng.shuffle(order)
+        order = rng.permutation(len(train_set))  # fresh each epoch: depends only on the saved RNG state
         losses = []
         batches = [order[i : i + cfg.batch_clips] for i in range(0, len(order), cfg.batch_clips)]
         bar = tqdm(batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", leave=False, disable=not progress)
@@ -311,14 +318,21 @@ def train(
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             opt.step()
+            if cfg.ema:
+                with torch.no_grad():
+                    for pa, p in zip(averaged.parameters(), model.parameters(), strict=True):
+                        pa.lerp_(p, 1.0 - cfg.ema)
             losses.append(float(loss.detach()))
             bar.set_postfix(loss=f"{np.mean(losses):.4f}")
         sched.step()
-        val = validation_score(model, val_set, norm, cfg.val_stride) if val_set else {"score": -float(np.mean(losses))}
+        if val_set:
+            val = validation_score(averaged, val_set, norm, cfg.val_stride)
+        else:
+            val = {"score": -float(np.mean(losses))}
         row = {"epoch": epoch, "loss": float(np.mean(losses)), **val}
         history.append(row)
         if val["score"] > best["score"]:
-            best = {"score": val["score"], "epoch": epoch, "state": copy.deepcopy(model.state_dict())}
+            best = {"score": val["score"], "epoch": epoch, "state": copy.deepcopy(averaged.state_dict())}
         if progress:
             tqdm.write(
                 f"epoch {epoch + 1}: loss {row['loss']:.4f} "
@@ -330,6 +344,7 @@ def train(
                 checkpoint, cfg.model, cfg.model_kwargs, model, card,
                 optimizer=opt.state_dict(), scheduler=sched.state_dict(), epoch=epoch, history=history,
                 best=best, numpy_rng=rng.bit_generator.state, torch_rng=torch.get_rng_state(), config=asdict(cfg),
+                ema_state=averaged.state_dict() if cfg.ema else None,
             )
     model.load_state_dict(best["state"])
     model.eval()
