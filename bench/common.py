@@ -68,7 +68,9 @@ def pct(values: Any, digits: int = 3) -> dict[str, float]:
 
 
 def command_line() -> str:
-    return "python " + " ".join(shlex.quote(a) for a in sys.argv)
+    script = Path(sys.argv[0])
+    head = f"python -m bench.{script.stem}" if script.parent.name == "bench" else f"python {sys.argv[0]}"
+    return " ".join([head, *(shlex.quote(a) for a in sys.argv[1:])])
 
 
 def save(name: str, payload: dict[str, Any], provider: str = "cpu") -> Path:

@@ -16,10 +16,22 @@ import soxr
 
 from emotrack.errors import AudioError
 
-__all__ = ["FILE_BLOCK_SECONDS", "Resampler", "audio_info", "downmix", "iter_file_blocks", "load_audio"]
+__all__ = [
+    "FAST_BLOCK_SECONDS",
+    "FILE_BLOCK_SECONDS",
+    "Resampler",
+    "audio_info",
+    "downmix",
+    "iter_file_blocks",
+    "load_audio",
+]
 
 FILE_BLOCK_SECONDS = 0.02
-"""Block length used when streaming a file, in seconds of source audio (fixed so runs are repeatable)."""
+"""Block length when a file is paced like a sound card (small blocks keep the added latency low)."""
+
+FAST_BLOCK_SECONDS = 1.0
+"""Block length when a file is read as fast as possible (``analyze``, ``run --fast``): fewer, larger
+reads. Hops are cut by sample count, so the block length does not change the results."""
 
 
 def downmix(block: np.ndarray) -> np.ndarray:

@@ -53,6 +53,9 @@ def _session_options(threads: int) -> ort.SessionOptions:
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.log_severity_level = 3
+    if threads > 1:
+        # spinning workers burn the core the audio thread needs between 0.5 s hops
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return opts
 
 

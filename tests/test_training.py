@@ -185,7 +185,7 @@ def test_train_main_tiny(tiny, tmp_path):
     summary = train_main(
         argparse.Namespace(
             data_root=str(DATA), datasets=["4q"], cache=str(cache_root), out=str(tmp_path / "run"), folds=2,
-            epochs=1, limit=8, final=True, export=str(onnx_path), quiet=True,
+            epochs=1, limit=16, final=True, export=str(onnx_path), quiet=True,
             hparams='{"model_kwargs": {"d": 16, "hidden": 16}, "hops_per_clip": 4}',
         )
     )

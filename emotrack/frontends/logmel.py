@@ -9,6 +9,41 @@ import numpy as np
 from emotrack.frontends.base import FrontEnd
 
 
+def hz_to_mel(hz: np.ndarray) -> np.ndarray:
+    """Slaney's auditory mel scale: linear below 1 kHz, logarithmic above (librosa's default)."""
+    hz = np.asarray(hz, np.float64)
+    f_sp, min_log_hz = 200.0 / 3, 1000.0
+    logstep = np.log(6.4) / 27.0
+    linear = hz / f_sp
+    return np.where(hz >= min_log_hz, min_log_hz / f_sp + np.log(np.maximum(hz, 1e-10) / min_log_hz) / logstep, linear)
+
+
+def mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`hz_to_mel`."""
+    mel = np.asarray(mel, np.float64)
+    f_sp, min_log_hz = 200.0 / 3, 1000.0
+    min_log_mel = min_log_hz / f_sp
+    logstep = np.log(6.4) / 27.0
+    return np.where(mel >= min_log_mel, min_log_hz * np.exp(logstep * (mel - min_log_mel)), f_sp * mel)
+
+
+def mel_filterbank(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
+    """Triangular, area-normalised ("Slaney") mel filters ``[n_mels, 1 + n_fft // 2]``.
+
+    The same matrix as ``librosa.filters.mel`` with its defaults (checked in the tests); built here
+    so the runtime does not import librosa and numba (seconds of start-up) for one matrix.
+    """
+    fft_hz = np.fft.rfftfreq(n_fft, 1.0 / sr)
+    edges = mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), n_mels + 2))
+    widths = np.diff(edges)
+    ramps = edges[:, None] - fft_hz[None, :]
+    rising = -ramps[:-2] / widths[:-1, None]
+    falling = ramps[2:] / widths[1:, None]
+    weights = np.maximum(0.0, np.minimum(rising, falling))
+    weights *= (2.0 / (edges[2:] - edges[:-2]))[:, None]
+    return weights.astype(np.float32)
+
+
 class LogMel(FrontEnd):
     """Causal log-mel patches.
 
@@ -25,7 +60,7 @@ class LogMel(FrontEnd):
     hop_length_stft : int
         STFT hop in samples (default 320, 20 ms: 25 frames per 0.5 s hop).
     n_mels, fmin, fmax :
-        Mel filterbank (Slaney-style, librosa defaults) with ``n_mels`` bands from ``fmin`` to ``fmax`` Hz.
+        Mel filterbank (:func:`mel_filterbank`) with ``n_mels`` bands from ``fmin`` to ``fmax`` Hz.
     log_offset : float
         Added before the natural log to keep silence finite.
     """
@@ -45,8 +80,6 @@ class LogMel(FrontEnd):
         super().__init__(sample_rate)
         if self.hop_length % hop_length_stft:
             raise ValueError("hop_length_stft must divide the 0.5 s hop")
-        import librosa.filters  # heavy import, only when a log-mel model is used
-
         self.n_fft = int(n_fft)
         self.hop_length_stft = int(hop_length_stft)
         self.n_mels = int(n_mels)
@@ -55,9 +88,7 @@ class LogMel(FrontEnd):
         self.log_offset = float(log_offset)
         self.frames_per_hop = self.hop_length // self.hop_length_stft
         self._window = np.hanning(self.n_fft + 1)[:-1].astype(np.float32)  # periodic Hann
-        self._mel = librosa.filters.mel(
-            sr=self.sample_rate, n_fft=self.n_fft, n_mels=self.n_mels, fmin=self.fmin, fmax=self.fmax
-        ).astype(np.float32).T.copy()
+        self._mel = mel_filterbank(self.sample_rate, self.n_fft, self.n_mels, self.fmin, self.fmax).T.copy()
         self._buf = np.zeros(self.n_fft - self.hop_length_stft + self.hop_length, np.float32)
 
     @property

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from emotrack.audio import FILE_BLOCK_SECONDS, audio_info, iter_file_blocks
+from emotrack.audio import FAST_BLOCK_SECONDS, FILE_BLOCK_SECONDS, audio_info, iter_file_blocks
 
 __all__ = ["FileSource"]
 
@@ -31,6 +31,8 @@ class FileSource:
         Start over at the end (paced demo use).
     stop : threading.Event, optional
         Set to end the stream early.
+    block_seconds : float, optional
+        Read size; defaults to small blocks when paced and large ones otherwise.
     """
 
     def __init__(
@@ -39,14 +41,14 @@ class FileSource:
         realtime: bool = True,
         loop: bool = False,
         stop: threading.Event | None = None,
-        block_seconds: float = FILE_BLOCK_SECONDS,
+        block_seconds: float | None = None,
     ) -> None:
         self.path = Path(path)
         self.sample_rate, self.channels = audio_info(self.path)  # fails early on a bad file
         self.realtime = realtime
         self.loop = loop
         self.stop = stop or threading.Event()
-        self.block_seconds = block_seconds
+        self.block_seconds = block_seconds or (FILE_BLOCK_SECONDS if realtime else FAST_BLOCK_SECONDS)
         self.dropped = 0  # a file never loses audio
         self.status_flags = 0
 

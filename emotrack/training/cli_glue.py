@@ -79,12 +79,23 @@ EVAL_DEFAULTS: dict[str, Any] = {
 CARD_METRIC_KEYS = (
     "weighted_f1", "accuracy", "precision", "recall", "arousal_sign_accuracy", "valence_sign_accuracy",
 )
-MCA_ARCHITECTURE = (
-    "MCA-C (Ma et al., ACM MM 2017, causal joint V/A variant): per 0.5 s log-mel patch [25x64] -> in-graph "
-    "per-band mean/std/flux + band-contrast + modulation statistics -> linear projection; three 2-layer "
-    "attention-LSTMs over the newest 5/10/20 frames (2.5/5/10 s); per-output multi-scale attention fusion; "
-    "va = tanh(logits)"
-)
+def architecture_text(model: str, kwargs: dict[str, Any]) -> str:
+    """Human-readable architecture line for the model card."""
+    if model != "mca":
+        return model
+    import inspect
+
+    from emotrack.models.mca import MCA
+
+    p = {k: v.default for k, v in inspect.signature(MCA.__init__).parameters.items() if k != "self"}
+    p.update(kwargs)
+    return (
+        "MCA-C (Ma et al., ACM MM 2017; causal joint V/A variant): each 0.5 s log-mel patch [25x64] -> in-graph "
+        "per-band mean/std/|delta|/max/min, onset envelope, sub-band spectral contrast and loudness-envelope "
+        f"statistics -> linear+LayerNorm+GELU (d={p['d']}); three {p['layers']}-layer attention-LSTMs "
+        f"(hidden {p['hidden']}) over the newest 5/10/20 frames (2.5/5/10 s); per-output multi-scale attention "
+        "fusion; va = tanh(logits)"
+    )
 
 
 def _opts(args: argparse.Namespace, defaults: dict[str, Any]) -> argparse.Namespace:
@@ -168,7 +179,7 @@ def _card_template(opts: argparse.Namespace, cache: FeatureCache, cfg: TrainConf
         name=opts.model,
         version="0.1.0",
         frontend={"name": cache.frontend_name, "params": cache.frontend_params},
-        architecture=MCA_ARCHITECTURE if opts.model == "mca" else opts.model,
+        architecture=architecture_text(opts.model, cfg.model_kwargs),
         description=(
             "Causal streaming music emotion model: every 0.5 s it reads the newest 10 s of log-mel frames and "
             "outputs (valence, arousal) in [-1, 1]. Trained on static 4Q quadrant labels, so va is the expected "

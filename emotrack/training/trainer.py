@@ -120,6 +120,7 @@ class TrainConfig:
     ccc_weight: float = 0.5
     val_stride: int = 2
     ema: float = 0.0
+    smooth: int = 1
 
 
 @dataclass
@@ -331,8 +332,10 @@ def train(
             val = {"score": -float(np.mean(losses))}
         row = {"epoch": epoch, "loss": float(np.mean(losses)), **val}
         history.append(row)
-        if val["score"] > best["score"]:
-            best = {"score": val["score"], "epoch": epoch, "state": copy.deepcopy(averaged.state_dict())}
+        smoothed = float(np.mean([h["score"] for h in history[-max(1, cfg.smooth) :]]))
+        row["smoothed_score"] = smoothed
+        if smoothed > best["score"]:
+            best = {"score": smoothed, "epoch": epoch, "state": copy.deepcopy(averaged.state_dict())}
         if progress:
             tqdm.write(
                 f"epoch {epoch + 1}: loss {row['loss']:.4f} "
