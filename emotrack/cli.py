@@ -126,6 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--folds", type=int, default=0, help="k-fold grouped cross-validation instead (0 = off)")
     tr.add_argument("--resume", action="store_true", help="continue from --out if it exists")
     tr.add_argument("--export", type=Path, help="also export the final model to this .onnx path")
+    tr.add_argument("--hparams", help='JSON overriding TrainConfig fields, e.g. \'{"ema": 0.98, "freq_mask": 12}\'')
+    tr.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default: 1)")
 
     ev = sub.add_parser("evaluate", help="evaluate a model on a data set with the papers' metrics")
     ev.add_argument("model", help="checkpoint (.pt), .onnx file or bundled model name")

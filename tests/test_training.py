@@ -90,9 +90,10 @@ def test_losses():
 # -- streaming equivalence ------------------------------------------------------------------------
 
 
-def test_encode_slide_equals_full_forward_on_unfold():
+@pytest.mark.parametrize("kwargs", [{}, {"pool_stats": True}, {"extended": False}])
+def test_encode_slide_equals_full_forward_on_unfold(kwargs):
     torch.manual_seed(0)
-    model = build_model("mca").eval()
+    model = build_model("mca", **kwargs).eval()
     frames = np.random.default_rng(0).standard_normal((33, 25, 64)).astype(np.float32)
     ctx, mask = unfold(frames, model.context_frames)
     with torch.no_grad():
@@ -102,6 +103,12 @@ def test_encode_slide_equals_full_forward_on_unfold():
         assert np.array_equal(smask.numpy(), mask)
     np.testing.assert_allclose(predict_clip(model, frames), full, atol=1e-5)
     np.testing.assert_allclose(predict_clip(model, frames, stride=3), full[2::3], atol=1e-5)
+    # Left truncation during training = masking the oldest frames; padding content must not matter.
+    noisy = ctx.copy()
+    noisy[mask == 0] = 7.0
+    with torch.no_grad():
+        again = model(torch.from_numpy(noisy), torch.from_numpy(mask)).numpy()
+    np.testing.assert_allclose(again, full, atol=1e-5)
 
 
 # -- real data ------------------------------------------------------------------------------------

@@ -61,8 +61,24 @@ def statistics_dim(n_steps: int, n_mels: int, extended: bool = True) -> int:
     return basic + (2 * n_mels + 2 * CONTRAST_GROUPS + 3 if extended else 0)
 
 
+def masked_mean_std(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean and std over the valid steps of ``x`` ``[B, T, F]`` (``mask`` ``[B, T]``) -> ``[B, 2F]``."""
+    m = mask.unsqueeze(-1)
+    n = m.sum(1).clamp_min(1.0)
+    mean = (x * m).sum(1) / n
+    var = (((x - mean.unsqueeze(1)) ** 2) * m).sum(1) / n
+    return torch.cat([mean, (var + 1e-6).sqrt()], dim=-1)
+
+
 class MCA(StreamingModel):
-    """Multi-scale context attention over A-LSTMs (joint V/A output)."""
+    """Multi-scale context attention over A-LSTMs (joint V/A output).
+
+    ``pool_stats`` adds a linear path on the mean and std of the raw patch statistics over the valid
+    frames of the 10 s context (the "functionals over a window" baseline of MER, made causal). Its
+    logits are added to the MCA fusion's: the linear path is a low-variance summary that ~600
+    training clips can fit reliably, the A-LSTMs model what changes within the window. The embedding
+    passed from :meth:`encode` to :meth:`temporal` is then ``[projected (d), raw statistics]``.
+    """
 
     frontend = "logmel"
 
@@ -75,16 +91,26 @@ class MCA(StreamingModel):
         layers: int = 2,
         dropout: float = 0.3,
         extended: bool = True,
+        pool_stats: bool = False,
+        pool_dropout: float = 0.1,
     ):
         super().__init__()
         self.extended = extended
-        self.project = nn.Sequential(
-            nn.Linear(statistics_dim(n_steps, n_mels, extended), d), nn.LayerNorm(d), nn.GELU(), nn.Dropout(dropout)
-        )
+        self.d = d
+        n_stats = statistics_dim(n_steps, n_mels, extended)
+        self.project = nn.Sequential(nn.Linear(n_stats, d), nn.LayerNorm(d), nn.GELU(), nn.Dropout(dropout))
         self.head = MultiScaleALSTM(d, hidden, layers, dropout)
+        self.pool = (
+            nn.Sequential(nn.Dropout(pool_dropout), nn.Linear(2 * n_stats, 2)) if pool_stats else None
+        )
 
     def encode(self, frames: torch.Tensor) -> torch.Tensor:
-        return self.project(patch_statistics(frames, self.extended))
+        stats = patch_statistics(frames, self.extended)
+        emb = self.project(stats)
+        return emb if self.pool is None else torch.cat([emb, stats], dim=-1)
 
     def temporal(self, emb: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"logits": self.head(emb, mask)}
+        if self.pool is None:
+            return {"logits": self.head(emb, mask)}
+        logits = self.head(emb[..., : self.d], mask)
+        return {"logits": logits + self.pool(masked_mean_std(emb[..., self.d :], mask))}

@@ -42,6 +42,8 @@ from emotrack.export.metadata import ModelCard
 from emotrack.frontends import Normalizer
 from emotrack.training.evaluate import evaluate_predictions, stream_predictions, torch_predictor
 from emotrack.training.features import FeatureCache
+from emotrack.training.objectives import describe as describe_objective
+from emotrack.training.objectives import model_frontend
 from emotrack.training.trainer import Example, TrainConfig, train
 
 __all__ = ["EVAL_DEFAULTS", "TRAIN_DEFAULTS", "evaluate_main", "load_examples", "run_cv", "train_main"]
@@ -82,7 +84,9 @@ CARD_METRIC_KEYS = (
 def architecture_text(model: str, kwargs: dict[str, Any]) -> str:
     """Human-readable architecture line for the model card."""
     if model != "mca":
-        return model
+        from emotrack.models.registry import ARCHITECTURES
+
+        return ARCHITECTURES.get(model, model)
     import inspect
 
     from emotrack.models.mca import MCA
@@ -181,12 +185,13 @@ def _card_template(opts: argparse.Namespace, cache: FeatureCache, cfg: TrainConf
         frontend={"name": cache.frontend_name, "params": cache.frontend_params},
         architecture=architecture_text(opts.model, cfg.model_kwargs),
         description=(
-            "Causal streaming music emotion model: every 0.5 s it reads the newest 10 s of log-mel frames and "
+            "Causal streaming music emotion model: every 0.5 s it reads the newest 10 s of "
+            f"{'raw 16 kHz audio' if cache.frontend_name == 'wave' else 'log-mel frames'} and "
             "outputs (valence, arousal) in [-1, 1]. Trained on static 4Q quadrant labels, so va is the expected "
             "sign of valence/arousal (its quadrant is the predicted Russell quadrant); magnitudes are "
             "confidence, not graded intensity."
         ),
-        training={"config": asdict(cfg)},
+        training={"config": asdict(cfg), **describe_objective(opts.model)},
     )
 
 
@@ -345,7 +350,9 @@ def train_main(args: argparse.Namespace) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     cfg = _config(opts)
     clips = _limit(_load_clips(opts.data_root, opts.datasets), opts.limit, opts.seed)
-    examples, cache = load_examples(clips, opts.cache, workers=int(opts.workers), progress=not opts.quiet)
+    examples, cache = load_examples(
+        clips, opts.cache, workers=int(opts.workers), progress=not opts.quiet, frontend=model_frontend(opts.model)
+    )
     card = _card_template(opts, cache, cfg)
     summary: dict[str, Any] = {"n_clips": len(clips)}
     cv = None
@@ -378,6 +385,7 @@ def train_main(args: argparse.Namespace) -> dict[str, Any]:
             "early_stopping": "artist-grouped stratified 1/7 holdout of the training clips",
             "config": asdict(cfg),
             "date": date.today().isoformat(),
+            **describe_objective(opts.model),
         }
         if cv is not None:
             final_card.metrics = _card_metrics(cv)
