@@ -118,21 +118,33 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--tolerance", type=float, help="max |torch - onnxruntime| allowed (default 1e-4, fp16 2e-2)")
     exp.add_argument("--audio", type=Path, help="real audio for the parity check (default: the bundled example)")
 
-    tr = sub.add_parser("train", help="train a zoo model (needs the train extra)")
+    tr = sub.add_parser("train", help="train a zoo model, with grouped cross-validation (needs the train extra)",
+                        description="Artist/piece/song-grouped k-fold CV (--folds), then a final model on all "
+                        "clips (--final) exported with its CV metrics in the metadata (--export).")
     tr.add_argument("model", help="zoo model name: mca, damff, adff, dsaml, sincnet")
     _add_data_options(tr)
-    tr.add_argument("--out", "-o", type=Path, required=True, help="checkpoint path to write")
-    tr.add_argument("--epochs", type=int, default=40)
-    tr.add_argument("--folds", type=int, default=0, help="k-fold grouped cross-validation instead (0 = off)")
-    tr.add_argument("--resume", action="store_true", help="continue from --out if it exists")
-    tr.add_argument("--export", type=Path, help="also export the final model to this .onnx path")
-    tr.add_argument("--hparams", help='JSON overriding TrainConfig fields, e.g. \'{"ema": 0.98, "freq_mask": 12}\'')
-    tr.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default: 1)")
+    tr.add_argument("--out", "-o", type=Path, default=Path("runs"),
+                    help="run directory: per-fold and final checkpoints (final.pt), CV JSON/markdown (default: runs)")
+    tr.add_argument("--epochs", type=int, default=80)
+    tr.add_argument("--folds", type=int, default=5, help="k for grouped cross-validation; 0 = none (default: 5)")
+    tr.add_argument("--final", action=argparse.BooleanOptionalAction, default=True,
+                    help="also train the final model on all clips (default: yes)")
+    tr.add_argument("--export", type=Path, help="export the final model to this .onnx path")
+    tr.add_argument("--hparams", help="JSON overriding training settings, e.g. '{\"lr\": 1e-3}'")
+    tr.add_argument("--resume", action="store_true", help="continue interrupted runs from their checkpoints")
+    tr.add_argument("--workers", type=int, default=2, help="processes for feature extraction (default: 2)")
+    tr.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
+    tr.add_argument("--cv-results", type=Path, help="CV JSON whose numbers go into the card when --folds 0")
+    tr.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
 
-    ev = sub.add_parser("evaluate", help="evaluate a model on a data set with the papers' metrics")
+    ev = sub.add_parser("evaluate", help="evaluate a model on a data set with the papers' metrics",
+                        description="Streams every clip through the model causally and reports RMSE/PCC/CCC "
+                        "(per song and global) or clip-quadrant weighted P/R/F1/accuracy and the confusion matrix.")
     ev.add_argument("model", help="checkpoint (.pt), .onnx file or bundled model name")
     _add_data_options(ev)
     ev.add_argument("--out", "-o", type=Path, help="write the metrics JSON here")
+    ev.add_argument("--workers", type=int, default=2, help="processes for feature extraction (default: 2)")
+    ev.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
 
     data = sub.add_parser("data", help="data preparation")
     data_sub = data.add_subparsers(dest="data_command", metavar="ACTION")
@@ -144,11 +156,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_data_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data-root", type=Path, default=Path("../shared/data"),
+    p.add_argument("--data-root", "--data", type=Path, default=Path("../shared/data"),
                    help="folder holding 4q/, vgmidi/, emopia/, deam_annotations/ (default: ../shared/data)")
     p.add_argument("--datasets", nargs="+", default=["4q"], help="data sets to use (default: 4q)")
-    p.add_argument("--cache", type=Path, default=Path(".cache/emotrack"),
-                   help="cache for rendered audio and features (default: .cache/emotrack)")
+    p.add_argument("--cache", type=Path, default=Path(".cache/features"),
+                   help="cache for rendered audio and features (default: .cache/features)")
     p.add_argument("--limit", type=int, help="use at most this many clips per data set (quick runs)")
     p.add_argument("--seed", type=int, default=0)
 

@@ -71,11 +71,14 @@ def test_zoo_model_trains_on_tiny_4q(tiny, name):
     frontend = MODELS[name].frontend
     examples, cache = tiny[frontend]
     assert examples[0].frames.shape[1:] == cache.frame_shape
-    cfg = TrainConfig(model=name, epochs=2, batch_clips=4, hops_per_clip=4, patience=5, seed=0, freq_mask=12)
+    cfg = TrainConfig(model=name, epochs=2, batch_clips=4, hops_per_clip=4, patience=5, seed=0, freq_mask=12, ema=0.9)
     card = ModelCard(name=name, version="0.0.0", frontend={"name": frontend, "params": cache.frontend_params})
     res = train(examples[:6], examples[6:], cfg, card, progress=False)
     losses = [h["loss"] for h in res.history]
     assert len(losses) >= 1 and np.all(np.isfinite(losses)), losses
+    for key, buf in res.model.state_dict().items():  # EMA copy must carry the live BatchNorm statistics
+        if key.endswith("running_var"):
+            assert not torch.allclose(buf, torch.ones_like(buf)), key
     from emotrack.frontends import Normalizer
 
     pred = predict_clip(res.model, Normalizer.from_dict(res.card.normalization)(examples[6].frames), stride=4)

@@ -342,6 +342,10 @@ def train(
                 with torch.no_grad():
                     for pa, p in zip(averaged.parameters(), model.parameters(), strict=True):
                         pa.lerp_(p, 1.0 - cfg.ema)
+                    # Buffers (BatchNorm running statistics) are not averaged: copy the live ones, or the
+                    # averaged copy of a BN model (DAMFF, ADFF, SincNet) would keep its initial statistics.
+                    for ba, b in zip(averaged.buffers(), model.buffers(), strict=True):
+                        ba.copy_(b)
             losses.append(float(loss.detach()))
             bar.set_postfix(loss=f"{np.mean(losses):.4f}")
         sched.step()
