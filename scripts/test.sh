@@ -21,7 +21,7 @@ if ((${#missing[@]})); then
 fi
 
 # torch==2.13.0 is the CPU build on this platform; an unpinned torch would pull several GB of CUDA wheels.
-python -m pip install -q --disable-pip-version-check torch==2.13.0 -e ".[train,test]"
+python -m pip install -q --disable-pip-version-check torch==2.13.0 -e ".[train,test,opensmile]"
 
 # Every process (the sink script, pytest, paplay) must see the same PulseAudio server.
 export XDG_RUNTIME_DIR=/tmp/emotrack-pulse

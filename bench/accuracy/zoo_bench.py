@@ -175,7 +175,7 @@ def _train_predict(model: str, clips: Sequence[Any], ex: Sequence[Any], train: n
     from emotrack.training.evaluate import stream_predictions, torch_predictor
     from emotrack.training.trainer import train as fit
 
-    inner_tr, inner_va = holdout([clips[i] for i in train], frac=0.15, seed=cfg.seed)
+    inner_tr, inner_va = holdout([clips[i] for i in train], frac=0.2, seed=cfg.seed)
     card = ModelCard(name=model, version="0.0.0", frontend={"name": "logmel", "params": {}})
     res = fit([ex[i] for i in train[inner_tr]], [ex[i] for i in train[inner_va]], cfg, card, progress=False)
     preds = stream_predictions(torch_predictor(res.model), Normalizer.from_dict(res.card.normalization),

@@ -78,6 +78,11 @@ class MCA(StreamingModel):
     logits are added to the MCA fusion's: the linear path is a low-variance summary that ~600
     training clips can fit reliably, the A-LSTMs model what changes within the window. The embedding
     passed from :meth:`encode` to :meth:`temporal` is then ``[projected (d), raw statistics]``.
+
+    ``frontend="smile260"`` reads the paper's own features instead: each frame is already a
+    ``[n_features]`` functional vector (:class:`~emotrack.frontends.smile.Smile260`), so it is projected
+    directly and the log-mel patch statistics (and ``n_mels``, ``n_steps``, ``extended``) are unused.
+    The name is then stored on the instance, so training and export see this model's front end.
     """
 
     frontend = "logmel"
@@ -93,11 +98,17 @@ class MCA(StreamingModel):
         extended: bool = True,
         pool_stats: bool = False,
         pool_dropout: float = 0.1,
+        frontend: str | None = None,
+        n_features: int = 260,
     ):
         super().__init__()
+        if frontend not in (None, "logmel", "smile260"):
+            raise ValueError(f"MCA reads 'logmel' or 'smile260' frames, not {frontend!r}")
+        if frontend is not None:
+            self.frontend = frontend
         self.extended = extended
         self.d = d
-        n_stats = statistics_dim(n_steps, n_mels, extended)
+        n_stats = n_features if self.frontend == "smile260" else statistics_dim(n_steps, n_mels, extended)
         self.project = nn.Sequential(nn.Linear(n_stats, d), nn.LayerNorm(d), nn.GELU(), nn.Dropout(dropout))
         self.head = MultiScaleALSTM(d, hidden, layers, dropout)
         self.pool = (
@@ -105,7 +116,7 @@ class MCA(StreamingModel):
         )
 
     def encode(self, frames: torch.Tensor) -> torch.Tensor:
-        stats = patch_statistics(frames, self.extended)
+        stats = frames if self.frontend == "smile260" else patch_statistics(frames, self.extended)
         emb = self.project(stats)
         return emb if self.pool is None else torch.cat([emb, stats], dim=-1)
 
