@@ -4,8 +4,9 @@ Why generated: the numbers come from many runs (one ``emotrack train`` CV per mo
 cross-data-set runs of :mod:`bench.accuracy.zoo_bench`); regenerating the tables from those files keeps
 every row tied to the JSON (and command) it came from. The prose notes live in ``NOTES`` below.
 
-Usage: ``python -m bench.accuracy.report`` (reads ``bench/accuracy/*_4q_cv.json`` and
-``bench/results/accuracy_parts/*.json``).
+Usage: ``python -m bench.accuracy.report`` (reads ``bench/accuracy/*_4q_cv.json``,
+``bench/results/accuracy_parts/*.json`` and the hand-written prose ``bench/accuracy/notes.md``; writes
+``bench/results/accuracy.md`` and ``accuracy.json``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,11 @@ ANCHORS_4Q = [
     ("Panda et al. 2018 (TAFFC), full 900-clip 4Q", "F1 76.4 %",
      "different protocol: all 900 clips, their own CV, hand-crafted + novel expressive features; not comparable"),
 ]
+
+
+def row_name(name: str) -> str:
+    """Zero-shot rows are named after the checkpoint file: map those names back to the model."""
+    return name.replace("final_best", "mca").replace("zse_", "").replace("zs_", "")
 
 
 def pct(x: float | None) -> str:
@@ -79,14 +85,14 @@ def table_vgmidi(part: dict[str, Any]) -> list[str]:
         g, p = row["pooled"]["global"], row["pooled"]["per_song"]
         cells = [num(g.get(f"{d}_{k}")) for k in ("ccc", "pcc", "rmse") for d in ("valence", "arousal")]
         cells += [num(p.get(f"{d}_{k}")) for k in ("ccc", "pcc", "rmse") for d in ("valence", "arousal")]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append(f"| {row_name(name)} | " + " | ".join(cells) + " |")
     return lines
 
 
 def table_emopia(part: dict[str, Any]) -> list[str]:
     lines = ["| row | W-F1 | acc | W-P | W-R |", "|---|---|---|---|---|"]
     for name, m in part["rows"].items():
-        lines.append(f"| {name} | {pct(m['weighted_f1'])} | {pct(m['accuracy'])} | {pct(m['precision'])} | "
+        lines.append(f"| {row_name(name)} | {pct(m['weighted_f1'])} | {pct(m['accuracy'])} | {pct(m['precision'])} | "
                      f"{pct(m['recall'])} |")
     return lines
 
@@ -118,7 +124,9 @@ def main() -> None:
             out += ["", f"### EMOPIA ({key}; {part['split']}, {part['n_val']} val clips)", "",
                     f"Command: `{part['command']}`", ""]
             out += table_emopia(part)
-    (OUT / "accuracy_tables.md").write_text("\n".join(out) + "\n")
+    notes = (CV_DIR / "notes.md").read_text() if (CV_DIR / "notes.md").exists() else ""
+    head, _, tail = notes.partition("<!-- TABLES -->")
+    (OUT / "accuracy.md").write_text(head + "\n".join(out) + "\n" + tail)
     print("\n".join(out))
 
 

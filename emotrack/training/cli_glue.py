@@ -81,6 +81,13 @@ EVAL_DEFAULTS: dict[str, Any] = {
 CARD_METRIC_KEYS = (
     "weighted_f1", "accuracy", "precision", "recall", "arousal_sign_accuracy", "valence_sign_accuracy",
 )
+FRONTEND_TEXT = {
+    "logmel": "log-mel frames",
+    "wave": "raw 16 kHz audio",
+    "smile260": "openSMILE ComParE LLD + delta mean/std (Smile-260) frames",
+}
+
+
 def architecture_text(model: str, kwargs: dict[str, Any]) -> str:
     """Human-readable architecture line for the model card."""
     if model != "mca":
@@ -186,7 +193,7 @@ def _card_template(opts: argparse.Namespace, cache: FeatureCache, cfg: TrainConf
         architecture=architecture_text(opts.model, cfg.model_kwargs),
         description=(
             "Causal streaming music emotion model: every 0.5 s it reads the newest 10 s of "
-            f"{'raw 16 kHz audio' if cache.frontend_name == 'wave' else 'log-mel frames'} and "
+            f"{FRONTEND_TEXT.get(cache.frontend_name, cache.frontend_name)} and "
             "outputs (valence, arousal) in [-1, 1]. Trained on static 4Q quadrant labels, so va is the expected "
             "sign of valence/arousal (its quadrant is the predicted Russell quadrant); magnitudes are "
             "confidence, not graded intensity."
@@ -353,7 +360,8 @@ def train_main(args: argparse.Namespace) -> dict[str, Any]:
     cfg = _config(opts)
     clips = _limit(_load_clips(opts.data_root, opts.datasets), opts.limit, opts.seed)
     examples, cache = load_examples(
-        clips, opts.cache, workers=int(opts.workers), progress=not opts.quiet, frontend=model_frontend(opts.model)
+        clips, opts.cache, workers=int(opts.workers), progress=not opts.quiet,
+        frontend=cfg.model_kwargs.get("frontend") or model_frontend(opts.model),  # e.g. mca on smile260
     )
     card = _card_template(opts, cache, cfg)
     summary: dict[str, Any] = {"n_clips": len(clips)}

@@ -32,7 +32,7 @@ AUX_WEIGHTS: dict[str, float] = {"quadrant_logits": 0.3, "attn": 1.0}
 
 
 def model_frontend(name: str) -> str:
-    """Front end a zoo model reads (``"logmel"`` or ``"wave"``), from the model class itself.
+    """Default front end a zoo model reads (``"logmel"`` or ``"wave"``), from the model class itself.
 
     Why from the class: the feature cache must match what the exported graph will be fed at run time,
     and the class attribute is the single place that declares it.
@@ -51,12 +51,14 @@ def apply_gain(frames: torch.Tensor, gain: float, frontend: str) -> torch.Tensor
     """
     if frontend == "wave":
         return frames * math.exp(gain / 2.0)
+    if frontend == "smile260":  # functionals of many descriptors: a gain is no simple offset there
+        return frames
     return frames + gain
 
 
 def uses_freq_mask(frontend: str) -> bool:
-    """Frequency masking only makes sense on a spectral (mel-band) axis, not on raw samples."""
-    return frontend != "wave"
+    """Frequency masking only makes sense on a spectral (mel-band) axis, not on raw samples or functionals."""
+    return frontend == "logmel"
 
 
 def quadrant_ids(signs: torch.Tensor) -> torch.Tensor:

@@ -148,9 +148,11 @@ def seed_everything(seed: int) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
-def fit_normalizer(examples: Sequence[Example]) -> Normalizer:
-    """Per-mel-band mean/std over all frames and STFT steps of the training clips."""
-    return Normalizer.fit(np.concatenate([e.frames for e in examples]), axes=(0, 1))
+def fit_normalizer(examples: Sequence[Example], frontend: str = "logmel") -> Normalizer:
+    """Training-set statistics: per mel band (log-mel), per feature (Smile-260, z-normalised as in the
+    MCA paper) or one scalar (raw waveform)."""
+    frames = np.concatenate([e.frames for e in examples])
+    return Normalizer.fit(frames, axes=(0,) if frontend == "smile260" else (0, 1))
 
 
 def slide_contexts(emb: torch.Tensor, n_frames: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -301,7 +303,7 @@ def train(
     t0 = time.perf_counter()
     rng = seed_everything(cfg.seed)
     model = build_model(cfg.model, **cfg.model_kwargs)
-    norm = fit_normalizer(train_set)
+    norm = fit_normalizer(train_set, model.frontend)
     card = copy.deepcopy(card)
     card.normalization = norm.to_dict()
     mean, std = torch.from_numpy(norm.mean), torch.from_numpy(norm.std)
