@@ -321,11 +321,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
                 return export_main(args) or 0
             if args.command == "train":
-                from emotrack.training.cli_glue import train_main
+                from emotrack.training.commands import train_main
 
                 return train_main(args) or 0
             if args.command == "evaluate":
-                from emotrack.training.cli_glue import evaluate_main
+                from emotrack.training.commands import evaluate_main
 
                 return evaluate_main(args) or 0
             if args.command == "data":

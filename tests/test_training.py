@@ -118,7 +118,7 @@ def test_encode_slide_equals_full_forward_on_unfold(kwargs):
 def tiny(tmp_path_factory):
     if not (DATA / "4q" / "panda_dataset_taffc_metadata.csv").exists():
         pytest.skip(f"4Q development data not found at {DATA / '4q'} (shared data folder absent)")
-    from emotrack.training.cli_glue import _limit, _load_clips, load_examples
+    from emotrack.training.commands import _limit, _load_clips, load_examples
 
     clips = _limit(_load_clips(DATA, ["4q"]), 8, seed=0)
     cache_root = tmp_path_factory.mktemp("features")
@@ -186,7 +186,7 @@ def test_continuous_targets_train(tiny):
 
 def test_train_main_tiny(tiny, tmp_path):
     _, _, _, cache_root = tiny
-    from emotrack.training.cli_glue import evaluate_main, train_main
+    from emotrack.training.commands import evaluate_main, train_main
 
     onnx_path = tmp_path / "m.onnx"
     summary = train_main(

@@ -59,7 +59,7 @@ def test_auxiliary_terms_present_only_where_expected():
 def tiny(tmp_path_factory):
     if not (DATA / "4q" / "panda_dataset_taffc_metadata.csv").exists():
         pytest.skip(f"4Q development data not found at {DATA / '4q'} (shared data folder absent)")
-    from emotrack.training.cli_glue import _limit, _load_clips, load_examples
+    from emotrack.training.commands import _limit, _load_clips, load_examples
 
     clips = _limit(_load_clips(DATA, ["4q"]), 8, seed=0)
     root = tmp_path_factory.mktemp("features")

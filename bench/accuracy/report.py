@@ -21,7 +21,8 @@ PARTS = ROOT / "bench" / "results" / "accuracy_parts"
 OUT = ROOT / "bench" / "results"
 ZOO = ("mca", "damff", "adff", "dsaml", "sincnet")
 ANCHORS_4Q = [
-    ("SincNet paper: MLP on IS13 ComParE", "accuracy 63 %", "SincNet-MER paper's 4Q table (their split)"),
+    ("SincNet paper: MLP on IS13 ComParE", "accuracy 63 %",
+     "SincNet-MER paper's 4Q table: their own split and protocol (artist grouping not stated), accuracy only"),
     ("SincNet paper: MLP combined features", "accuracy 67 %", "same"),
     ("SincNet paper: SincNet (raw audio)", "accuracy 57-58 %", "same"),
     ("Panda et al. 2018 (TAFFC), full 900-clip 4Q", "F1 76.4 %",

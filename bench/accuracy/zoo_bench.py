@@ -1,7 +1,7 @@
 """Accuracy baselines and cross-data-set evaluation for ``bench/results/accuracy.md`` (issue #5).
 
 Why this script: the zoo models' 4Q numbers come from ``emotrack train`` (artist-grouped CV, see
-``emotrack/training/cli_glue.py``); this script adds what the CLI does not do itself, on *the same
+``emotrack/training/commands.py``); this script adds what the CLI does not do itself, on *the same
 splits* so rows are comparable:
 
 * ``4q``: the simple baselines on 4Q's artist-grouped 5 folds (``grouped_kfold(seed=0)``, as ``run_cv``):
@@ -14,8 +14,7 @@ splits* so rows are comparable:
   and zero-shot 4Q-trained checkpoints.
 
 Each run writes one JSON under ``--out`` (default ``bench/results/accuracy_parts``) with the command,
-machine and date; ``python -m bench.accuracy.zoo_bench assemble`` is not needed: the report is written by
-hand from those files (see ``bench/results/accuracy.md``).
+machine and date; ``python -m bench.accuracy.report`` turns them into ``bench/results/accuracy.md``/``.json``.
 """
 
 from __future__ import annotations
@@ -50,6 +49,25 @@ def rms_db(wave_frames: np.ndarray, window: int = LOUDNESS_WINDOW_HOPS) -> np.nd
     return 10 * np.log10((csum[idx] - csum[lo]) / (idx - lo) + 1e-10)
 
 
+def wav_levels(clips: Sequence[Any], hop: int = 8000) -> list[np.ndarray]:
+    """:func:`rms_db` per hop read straight from rendered 16 kHz mono wav files (VGMIDI, EMOPIA).
+
+    Why not the "wave" feature cache: that path decodes through the runtime's 20 ms file blocks, which costs
+    minutes for hours of audio; for a loudness baseline the plain samples (same hop grid) are equivalent.
+    """
+    import soundfile as sf
+
+    out = []
+    for c in clips:
+        x, sr = sf.read(str(c.audio_path), dtype="float32", always_2d=True)
+        if sr != 16000:
+            raise ValueError(f"{c.audio_path}: expected 16 kHz audio, got {sr}")
+        x = x.mean(axis=1)
+        n = len(x) // hop
+        out.append(rms_db(x[: n * hop].reshape(n, hop)))
+    return out
+
+
 def clip_stats(logmel_frames: np.ndarray) -> np.ndarray:
     """Static clip descriptor: per-band mean and std of the log-mel over the whole clip (128 values)."""
     x = np.asarray(logmel_frames, np.float64).reshape(-1, logmel_frames.shape[-1])
@@ -77,7 +95,7 @@ def logreg(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray) -> np.n
 
 
 def machine() -> dict[str, Any]:
-    from emotrack.training.cli_glue import _machine
+    from emotrack.training.commands import _machine
 
     return _machine()
 
@@ -93,7 +111,7 @@ def write(out: Path, name: str, payload: dict[str, Any]) -> None:
 
 
 def examples_for(clips: Sequence[Any], cache: str, frontend: str) -> list[Any]:
-    from emotrack.training.cli_glue import load_examples
+    from emotrack.training.commands import load_examples
 
     return load_examples(clips, cache, workers=1, progress=False, frontend=frontend)[0]
 
@@ -219,8 +237,7 @@ def run_vgmidi(args: argparse.Namespace) -> None:
             return [np.broadcast_to(mu, (len(ex[i].frames), 2)).copy() for i in test], {}
 
         result["rows"]["mean"] = _regression_rows(clips, ex, folds, mean_pred)
-        wave = examples_for(clips, args.cache, "wave")
-        level = [rms_db(e.frames) for e in wave]
+        level = wav_levels(clips)
 
         def loud_pred(train: np.ndarray, test: np.ndarray) -> tuple[list[np.ndarray], dict[str, Any]]:
             y = np.concatenate([targets[i] for i in train])
@@ -245,6 +262,9 @@ def run_vgmidi(args: argparse.Namespace) -> None:
         from emotrack.training.evaluate import stream_predictions, torch_predictor
 
         model, card, _ = load_checkpoint(ckpt)
+        if card.frontend["name"] != "logmel" and not args.wave:
+            print(f"skipping {ckpt}: {card.frontend['name']} front end (pass --wave to build that cache)")
+            continue
         e2 = ex if card.frontend["name"] == "logmel" else examples_for(clips, args.cache, card.frontend["name"])
         preds = stream_predictions(torch_predictor(model), Normalizer.from_dict(card.normalization), e2)
         result["rows"][f"{Path(ckpt).stem} (zero-shot, 4Q-trained)"] = {
@@ -262,7 +282,7 @@ def run_emopia(args: argparse.Namespace) -> None:
 
     clips = [c for c in load_emopia(args.data_root, cache_dir=args.render_cache, progress=False) if c.audio_path]
     train, val = emopia_official_split(clips)
-    use = np.concatenate([train, val]) if "baselines" in args.what else val
+    use = np.concatenate([train, val]) if "logreg" in args.what else val
     sub = [clips[i] for i in use]
     ex = {c.id: e for c, e in zip(sub, examples_for(sub, args.cache, "logmel"), strict=True)}
     truth = np.array([c.quadrant for c in clips])
@@ -272,11 +292,14 @@ def run_emopia(args: argparse.Namespace) -> None:
         signs = np.array([[1 if q in (1, 4) else -1, 1 if q in (1, 2) else -1] for q in truth], float)
         mean_va = signs[train].mean(0)
         result["rows"]["mean"] = quadrant_summary(truth[val], [int(quadrant_of(mean_va))] * len(val))
-        stats = {i: clip_stats(ex[clips[i].id].frames) for i in use}
-        result["rows"]["logreg"] = quadrant_summary(
-            truth[val], logreg(np.stack([stats[i] for i in train]), truth[train], np.stack([stats[i] for i in val])))
-        wsub = examples_for(sub, args.cache, "wave")
-        level = {c.id: rms_db(e.frames) for c, e in zip(sub, wsub, strict=True)}
+        if "logreg" in args.what:
+            stats = {i: clip_stats(ex[clips[i].id].frames) for i in use}
+            result["rows"]["logreg"] = quadrant_summary(
+                truth[val],
+                logreg(np.stack([stats[i] for i in train]), truth[train], np.stack([stats[i] for i in val])),
+            )
+        both = np.concatenate([train, val])
+        level = dict(zip([clips[i].id for i in both], wav_levels([clips[i] for i in both]), strict=True))
         a, b = fit_line(np.concatenate([level[clips[i].id] for i in train]),
                         np.concatenate([np.full(len(level[clips[i].id]), signs[i, 1]) for i in train]))
         pred = [clip_quadrant(np.stack([np.full(len(level[clips[i].id]), mean_va[0]),
@@ -288,6 +311,9 @@ def run_emopia(args: argparse.Namespace) -> None:
         from emotrack.training.evaluate import stream_predictions, torch_predictor
 
         model, card, _ = load_checkpoint(ckpt)
+        if card.frontend["name"] != "logmel" and not args.wave:
+            print(f"skipping {ckpt}: {card.frontend['name']} front end (pass --wave to build that cache)")
+            continue
         vclips = [clips[i] for i in val]
         e2 = [ex[c.id] for c in vclips] if card.frontend["name"] == "logmel" else examples_for(
             vclips, args.cache, card.frontend["name"])
@@ -304,13 +330,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--cache", default=".cache/features", help="feature cache (FeatureCache root)")
     p.add_argument("--render-cache", default=".cache/emotrack", help="rendered MIDI audio (VGMIDI, EMOPIA)")
     p.add_argument("--out", default="bench/results/accuracy_parts")
-    p.add_argument("--what", nargs="*", default=["baselines"], help="'baselines' to include the baselines")
+    p.add_argument("--what", nargs="*", default=["baselines"],
+                   help="'baselines' (mean, loudness); add 'logreg' for EMOPIA's clip-level logistic regression")
     p.add_argument("--models", nargs="*", default=[], help="zoo models to train with piece-grouped CV (VGMIDI)")
     p.add_argument("--zero-shot", nargs="*", default=[], help="4Q-trained .pt checkpoints to evaluate as they are")
     p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--hparams", default=None, help="JSON overriding TrainConfig fields (VGMIDI training)")
     p.add_argument("--tag", default="main")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--wave", action="store_true", help="also zero-shot raw-waveform models (slow wave cache)")
     args = p.parse_args(argv)
     import torch
 

@@ -40,6 +40,7 @@ import torch
 
 from emotrack.export.metadata import ModelCard
 from emotrack.frontends import Normalizer
+from emotrack.models.registry import EXTRA_OUTPUTS
 from emotrack.training.evaluate import evaluate_predictions, stream_predictions, torch_predictor
 from emotrack.training.features import FeatureCache
 from emotrack.training.objectives import describe as describe_objective
@@ -199,6 +200,7 @@ def _card_template(opts: argparse.Namespace, cache: FeatureCache, cfg: TrainConf
             "confidence, not graded intensity."
         ),
         training={"config": asdict(cfg), **describe_objective(opts.model)},
+        outputs={"va": ["valence", "arousal"], "range": [-1.0, 1.0], "extra": dict(EXTRA_OUTPUTS.get(opts.model, {}))},
     )
 
 
