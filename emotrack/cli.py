@@ -323,11 +323,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.command == "train":
                 from emotrack.training.commands import train_main
 
-                return train_main(args) or 0
+                print(json.dumps(train_main(args), indent=2, default=str))
+                return 0
             if args.command == "evaluate":
                 from emotrack.training.commands import evaluate_main
 
-                return evaluate_main(args) or 0
+                print(json.dumps(evaluate_main(args), indent=2, default=str))
+                return 0
             if args.command == "data":
                 return _cmd_data(args, parser)
         except ImportError as exc:

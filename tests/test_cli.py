@@ -189,3 +189,13 @@ def test_default_run_without_input_device_tracks_the_example(cli):
 def test_device_requested_but_none_present(cli):
     assert_one_line_error(cli("run", "--device", "0", "--duration", "1", "--no-osc", "--no-ws", env=NO_SOUND_CARD),
                           "--file")
+
+
+def test_evaluate_command_prints_json_and_exits_zero(cli, data_root, tmp_path):
+    import json
+
+    res = cli("evaluate", "mca", "--data-root", str(data_root), "--datasets", "4q", "--limit", "4",
+              "--cache", str(tmp_path), "-q", timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    report = json.loads(res.stdout)
+    assert report["n_clips"] == 4 and 0 <= report["quadrant"]["weighted_f1"] <= 1
