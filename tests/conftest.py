@@ -28,6 +28,16 @@ def data_root() -> Path:
     return DATA_ROOT
 
 
+@pytest.fixture(scope="session")
+def tiny_4q_clips(data_root: Path) -> list:
+    """Eight real 4Q clips, two per quadrant: enough to train and evaluate for a few seconds."""
+    if not (data_root / "4q" / "panda_dataset_taffc_metadata.csv").exists():
+        pytest.skip(f"4Q development data not found at {data_root / '4q'}")
+    from emotrack.training.commands import _limit, _load_clips
+
+    return _limit(_load_clips(data_root, ["4q"]), 8, seed=0)
+
+
 @dataclass
 class CliResult:
     returncode: int

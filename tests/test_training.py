@@ -115,12 +115,10 @@ def test_encode_slide_equals_full_forward_on_unfold(kwargs):
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    if not (DATA / "4q" / "panda_dataset_taffc_metadata.csv").exists():
-        pytest.skip(f"4Q development data not found at {DATA / '4q'} (shared data folder absent)")
-    from emotrack.training.commands import _limit, _load_clips, load_examples
+def tiny(tmp_path_factory, tiny_4q_clips):
+    from emotrack.training.commands import load_examples
 
-    clips = _limit(_load_clips(DATA, ["4q"]), 8, seed=0)
+    clips = tiny_4q_clips
     cache_root = tmp_path_factory.mktemp("features")
     examples, cache = load_examples(clips, cache_root, workers=2, progress=False)
     return clips, examples, cache, cache_root

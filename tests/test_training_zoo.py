@@ -8,8 +8,6 @@ a short run produces a finite loss and finite streamed predictions. Skipped if `
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -27,7 +25,6 @@ from emotrack.training.objectives import (  # noqa: E402
 )
 from emotrack.training.trainer import TrainConfig, predict_clip, train  # noqa: E402
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 ZOO = ("mca", "damff", "adff", "dsaml", "sincnet")
 
 
@@ -56,12 +53,10 @@ def test_auxiliary_terms_present_only_where_expected():
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    if not (DATA / "4q" / "panda_dataset_taffc_metadata.csv").exists():
-        pytest.skip(f"4Q development data not found at {DATA / '4q'} (shared data folder absent)")
-    from emotrack.training.commands import _limit, _load_clips, load_examples
+def tiny(tmp_path_factory, tiny_4q_clips):
+    from emotrack.training.commands import load_examples
 
-    clips = _limit(_load_clips(DATA, ["4q"]), 8, seed=0)
+    clips = tiny_4q_clips
     root = tmp_path_factory.mktemp("features")
     return {fe: load_examples(clips, root, workers=2, progress=False, frontend=fe) for fe in ("logmel", "wave")}
 
