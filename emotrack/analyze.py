@@ -10,7 +10,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
 from emotrack.csvout import HopCsvWriter
@@ -30,7 +29,7 @@ def analyze_file(path: str | Path, runner: ModelRunner, smoother: Smoother | Non
     results: list[HopResult] = []
     for block, t_last in source:
         results += tracker.process(block, t_last)
-    results += tracker.process(np.zeros((0, source.channels), np.float32), last=True)
+    results += tracker.finish()
     return results
 
 

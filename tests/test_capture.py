@@ -15,19 +15,19 @@ import shutil
 import subprocess
 import threading
 import time
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import soundfile as sf
 
+from emotrack.assets import EXAMPLE_AUDIO
 from emotrack.errors import DeviceError
 from emotrack.realtime import capture
 from emotrack.realtime.capture import CaptureSource, _Recorder, list_input_devices, resolve_input_device
 from emotrack.realtime.ringbuffer import RingBuffer
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "emotrack" / "assets" / "audio" / "example.ogg"
+EXAMPLE = EXAMPLE_AUDIO
 SINK = os.environ.get("EMOTRACK_SINK", "emotrack_sink")
 
 

@@ -42,7 +42,7 @@ def _track(runner: ModelRunner, path, block_seconds: float) -> np.ndarray:
     out = []
     for b in blocks:
         out += tracker.process(b)
-    out += tracker.process(np.zeros((0, 2), np.float32), last=True)
+    out += tracker.finish()
     return np.array([[r.valence_raw, r.arousal_raw] for r in out])
 
 

@@ -22,6 +22,7 @@ import numpy as np
 import onnx
 import torch
 
+from emotrack.assets import EXAMPLE_AUDIO
 from emotrack.audio import load_audio
 from emotrack.context import unfold
 from emotrack.errors import ModelError
@@ -40,7 +41,6 @@ __all__ = [
     "parity_contexts",
 ]
 
-EXAMPLE_AUDIO = Path(__file__).resolve().parents[1] / "assets" / "audio" / "example.ogg"
 OPSET = 17
 FP32_TOLERANCE = 1e-4
 FP16_TOLERANCE = 2e-2

@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from emotrack.csvout import HopCsvWriter
 from emotrack.inference import ModelRunner
 from emotrack.realtime.messages import HopMessage, hello_json, to_json
@@ -108,41 +106,43 @@ def run_live(cfg: LiveConfig) -> dict[str, Any]:
         tracker = Tracker(runner, source.sample_rate, smoother)
         writer = HopCsvWriter(cfg.csv) if cfg.csv else None
         started = time.perf_counter()
+
+        def publish(results) -> None:
+            for r in results:
+                latency = r.latency_ms()
+                msg = HopMessage(
+                    seq=r.seq,
+                    stream_time=r.stream_time,
+                    wall_time=time.time(),
+                    valence=r.valence,
+                    arousal=r.arousal,
+                    valence_raw=r.valence_raw,
+                    arousal_raw=r.arousal_raw,
+                    quadrant=r.quadrant,
+                    model=runner.card.model_id,
+                    latency_ms={k: round(v, 3) for k, v in latency.items()},
+                    dropped_samples=source.dropped,
+                )
+                if osc is not None:
+                    osc.send(msg)
+                if server is not None:
+                    server.publish_threadsafe(to_json(msg))
+                sent = r.latency_ms(time.perf_counter())
+                summary["hops"] += 1
+                summary["dropped"] = source.dropped
+                if writer is not None:
+                    writer.write(r, latency_ms=sent["total"])
+                if view is not None:
+                    view.update(r, sent, source.dropped)
+
         try:
-            stream = iter(source)
-            while not stop.is_set():
-                item = next(stream, None)
-                block, t_last = item if item is not None else (np.zeros((0, source.channels), np.float32), None)
-                for r in tracker.process(block, t_last, last=item is None):
-                    latency = r.latency_ms()
-                    msg = HopMessage(
-                        seq=r.seq,
-                        stream_time=r.stream_time,
-                        wall_time=time.time(),
-                        valence=r.valence,
-                        arousal=r.arousal,
-                        valence_raw=r.valence_raw,
-                        arousal_raw=r.arousal_raw,
-                        quadrant=r.quadrant,
-                        model=runner.card.model_id,
-                        latency_ms={k: round(v, 3) for k, v in latency.items()},
-                        dropped_samples=source.dropped,
-                    )
-                    if osc is not None:
-                        osc.send(msg)
-                    if server is not None:
-                        server.publish_threadsafe(to_json(msg))
-                    sent = r.latency_ms(time.perf_counter())
-                    summary["hops"] += 1
-                    summary["dropped"] = source.dropped
-                    if writer is not None:
-                        writer.write(r, latency_ms=sent["total"])
-                    if view is not None:
-                        view.update(r, sent, source.dropped)
-                if item is None:
+            for block, t_last in source:
+                publish(tracker.process(block, t_last))
+                if stop.is_set() or (cfg.duration is not None and time.perf_counter() - started >= cfg.duration):
                     break
-                if cfg.duration is not None and time.perf_counter() - started >= cfg.duration:
-                    break
+            else:
+                if not stop.is_set():
+                    publish(tracker.finish())  # the source ended: flush the resampler's tail
         finally:
             if writer is not None:
                 writer.close()
@@ -163,7 +163,7 @@ def run_live(cfg: LiveConfig) -> dict[str, Any]:
                 f"smoothing {smoother.describe()} | " + " | ".join(where or ["no outputs"])
             )
         try:
-            with source if hasattr(source, "__enter__") else _nullcontext():
+            with source:
                 await asyncio.to_thread(worker, source)
         finally:
             stop.set()
@@ -181,10 +181,3 @@ def run_live(cfg: LiveConfig) -> dict[str, Any]:
             osc.close()
     return summary
 
-
-class _nullcontext:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None

@@ -57,6 +57,12 @@ class FileSource:
         pace = "real time" if self.realtime else "as fast as possible"
         return f"file {self.path.name} ({self.sample_rate} Hz, {self.channels} ch, {pace})"
 
+    def __enter__(self) -> FileSource:  # same protocol as CaptureSource; a file holds nothing open between reads
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
     def __iter__(self) -> Iterator[tuple[np.ndarray, float]]:
         start = time.perf_counter()
         delivered = 0

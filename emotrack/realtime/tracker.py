@@ -111,7 +111,7 @@ class Tracker:
     def process(self, block: np.ndarray, t_last: float | None = None, last: bool = False) -> list[HopResult]:
         """Feed one block ``(frames, channels)`` or ``(frames,)``; ``t_last`` = arrival of its last frame.
 
-        ``last=True`` flushes the resampler at end of stream; a final partial hop is dropped.
+        ``last=True`` flushes the resampler at end of stream (see :meth:`finish`); a final partial hop is dropped.
         """
         t_last = self.clock() if t_last is None else t_last
         if not np.isfinite(block).all():  # a glitching driver must not poison the model state
@@ -132,6 +132,10 @@ class Tracker:
                 results.append(self._run_hop(t_last - max(0.0, behind) / self.input_rate))
                 self._fill = 0
         return results
+
+    def finish(self) -> list[HopResult]:
+        """End of stream: flush the resampler's tail, which may complete one more hop."""
+        return self.process(np.zeros((0, 1), np.float32), last=True)
 
     def _run_hop(self, t_audio: float) -> HopResult:
         t_ready = self.clock()
