@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import tomllib
 from collections.abc import Sequence
@@ -119,31 +120,44 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--audio", type=Path, help="real audio for the parity check (default: the bundled example)")
 
     tr = sub.add_parser("train", help="train a zoo model, with grouped cross-validation (needs the train extra)",
-                        description="Artist/piece/song-grouped k-fold CV (--folds), then a final model on all "
-                        "clips (--final) exported with its CV metrics in the metadata (--export).")
+                        description="Multi-task when several --datasets are given: sign targets from 4Q/EMOPIA "
+                        "quadrants, continuous V/A targets from VGMIDI. Grouped k-fold CV (--folds: 4Q by artist, "
+                        "VGMIDI by piece; EMOPIA by its official song split, its val songs never trained on), then "
+                        "a final model on all clips but EMOPIA val (--final), exported with the CV metrics in its "
+                        "metadata (--export). Early stopping on a grouped inner holdout; seeded; resumable.")
     tr.add_argument("model", help="zoo model name: mca, damff, adff, dsaml, sincnet")
     _add_data_options(tr)
     tr.add_argument("--out", "-o", type=Path, default=Path("runs"),
-                    help="run directory: per-fold and final checkpoints (final.pt), CV JSON/markdown (default: runs)")
-    tr.add_argument("--epochs", type=int, default=80)
-    tr.add_argument("--folds", type=int, default=5, help="k for grouped cross-validation; 0 = none (default: 5)")
+                    help="run directory: per-fold and final checkpoints (final_best.pt), splits.json, CV "
+                    "JSON/markdown (default: runs)")
+    tr.add_argument("--epochs", type=int, default=80, help="training epochs per model (default: 80)")
+    tr.add_argument("--folds", type=int, default=5,
+                    help="k for grouped cross-validation; 0 = none; with only emopia any k > 1 means its official "
+                    "train -> val split (default: 5)")
     tr.add_argument("--final", action=argparse.BooleanOptionalAction, default=True,
-                    help="also train the final model on all clips (default: yes)")
+                    help="also train the final model on all clips except EMOPIA val (default: yes)")
     tr.add_argument("--export", type=Path, help="export the final model to this .onnx path")
-    tr.add_argument("--hparams", help="JSON overriding training settings, e.g. '{\"lr\": 1e-3}'")
+    tr.add_argument("--hparams", help="JSON overriding training settings (TrainConfig fields), e.g. '{\"lr\": 1e-3}'")
     tr.add_argument("--resume", action="store_true", help="continue interrupted runs from their checkpoints")
-    tr.add_argument("--workers", type=int, default=2, help="processes for feature extraction (default: 2)")
+    tr.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                    help="where to train: auto = the GPU when PyTorch sees one (default: auto)")
+    tr.add_argument("--workers", type=int, default=2,
+                    help="processes for rendering and feature extraction (default: 2)")
     tr.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
     tr.add_argument("--cv-results", type=Path, help="CV JSON whose numbers go into the card when --folds 0")
     tr.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
 
-    ev = sub.add_parser("evaluate", help="evaluate a model on a data set with the papers' metrics",
-                        description="Streams every clip through the model causally and reports RMSE/PCC/CCC "
-                        "(per song and global) or clip-quadrant weighted P/R/F1/accuracy and the confusion matrix.")
+    ev = sub.add_parser("evaluate", help="evaluate a model on data sets with the papers' metrics",
+                        description="Streams every clip through the model causally and reports, per data set, "
+                        "RMSE/PCC/CCC for valence and arousal (per song and global) for VGMIDI, or clip-quadrant "
+                        "weighted P/R/F1/accuracy, sign accuracies and the confusion matrix for 4Q/EMOPIA.")
     ev.add_argument("model", help="checkpoint (.pt), .onnx file or bundled model name")
     _add_data_options(ev)
+    ev.add_argument("--emopia-split", choices=("val", "train", "all"), default="val",
+                    help="EMOPIA songs to evaluate on: its official val split, train split or both (default: val)")
     ev.add_argument("--out", "-o", type=Path, help="write the metrics JSON here")
-    ev.add_argument("--workers", type=int, default=2, help="processes for feature extraction (default: 2)")
+    ev.add_argument("--workers", type=int, default=2,
+                    help="processes for rendering and feature extraction (default: 2)")
     ev.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
 
     data = sub.add_parser("data", help="data preparation")
@@ -151,18 +165,25 @@ def build_parser() -> argparse.ArgumentParser:
     prep = data_sub.add_parser("prepare", help="render MIDI data sets and index all clips once (cached)")
     _add_data_options(prep)
     prep.set_defaults(datasets=["4q", "vgmidi", "emopia"])
-    prep.add_argument("--soundfont", type=Path, help="General MIDI .sf2 for rendering (default: TimGM6mb, FluidR3)")
     return parser
 
 
 def _add_data_options(p: argparse.ArgumentParser) -> None:
+    """Data options shared by train, evaluate and data prepare (one place for their defaults)."""
     p.add_argument("--data-root", "--data", type=Path, default=Path("../shared/data"),
                    help="folder holding 4q/, vgmidi/, emopia/, deam_annotations/ (default: ../shared/data)")
-    p.add_argument("--datasets", nargs="+", default=["4q"], help="data sets to use (default: 4q)")
+    p.add_argument("--datasets", nargs="+", default=["4q"],
+                   help="data sets to use, any of 4q vgmidi emopia (data prepare: also deam pmemo) (default: 4q)")
     p.add_argument("--cache", type=Path, default=Path(".cache/features"),
-                   help="cache for rendered audio and features (default: .cache/features)")
-    p.add_argument("--limit", type=int, help="use at most this many clips per data set (quick runs)")
-    p.add_argument("--seed", type=int, default=0)
+                   help="cache for front-end features (default: .cache/features)")
+    p.add_argument("--render-cache", type=Path,
+                   help="where MIDI data sets (vgmidi, emopia) are rendered to audio, once; data prepare also "
+                   "writes its clip index there (default: the --cache folder)")
+    p.add_argument("--soundfont", type=Path,
+                   help="General MIDI .sf2 for rendering (default: $EMOTRACK_SOUNDFONT, else TimGM6mb, FluidR3)")
+    p.add_argument("--limit", type=int,
+                   help="use at most this many clips per data set, balanced over quadrants/arousal/splits (quick runs)")
+    p.add_argument("--seed", type=int, default=0, help="seed for splits, --limit and training (default: 0)")
 
 
 RUN_DESTS = {
@@ -279,7 +300,8 @@ def _cmd_data(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         parser.parse_args(["data", "--help"])
     from emotrack.data.cache import prepare
 
-    summary = prepare(args.data_root, args.cache, args.datasets, args.limit, soundfont=args.soundfont)
+    summary = prepare(args.data_root, args.render_cache or args.cache, args.datasets, args.limit,
+                      soundfont=args.soundfont)
     print(json.dumps(summary, indent=2))
     return 0
 
@@ -323,6 +345,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.command == "train":
                 from emotrack.training.commands import train_main
 
+                args.command_line = shlex.join(["emotrack", *argv])
                 print(json.dumps(train_main(args), indent=2, default=str))
                 return 0
             if args.command == "evaluate":

@@ -6,7 +6,7 @@ Runs in well under a minute on 2 cores (8 clips, a small model, 2-3 epochs).
 
 from __future__ import annotations
 
-import argparse
+import json
 from pathlib import Path
 
 import numpy as np
@@ -184,18 +184,23 @@ def test_continuous_targets_train(tiny):
 
 def test_train_main_tiny(tiny, tmp_path):
     _, _, _, cache_root = tiny
+    from emotrack.cli import build_parser
     from emotrack.training.commands import evaluate_main, train_main
 
     onnx_path = tmp_path / "m.onnx"
-    summary = train_main(
-        argparse.Namespace(
-            data_root=str(DATA), datasets=["4q"], cache=str(cache_root), out=str(tmp_path / "run"), folds=2,
-            epochs=1, limit=16, final=True, export=str(onnx_path), quiet=True,
-            hparams='{"model_kwargs": {"d": 16, "hidden": 16}, "hops_per_clip": 4}',
-        )
-    )
-    assert 0.0 <= summary["cv"]["weighted_f1"] <= 1.0 and onnx_path.exists()
-    result = evaluate_main(
-        argparse.Namespace(model=str(onnx_path), data_root=str(DATA), cache=str(cache_root), limit=8, quiet=True)
-    )
-    assert result["n_clips"] == 8 and len(result["clips"]) == 8
+    summary = train_main(build_parser().parse_args([
+        "train", "mca", "--data-root", str(DATA), "--datasets", "4q", "--cache", str(cache_root),
+        "--out", str(tmp_path / "run"), "--folds", "2", "--epochs", "1", "--limit", "16", "--export", str(onnx_path),
+        "-q", "--hparams", '{"model_kwargs": {"d": 16, "hidden": 16}, "hops_per_clip": 4}',
+    ]))
+    assert 0.0 <= summary["cv"]["4q"]["weighted_f1"] <= 1.0 and onnx_path.exists()
+    cv = json.loads((tmp_path / "run" / "mca_4q_cv.json").read_text())
+    # the layout bench/accuracy/report.py reads from bench/accuracy/*_4q_cv.json
+    assert cv["grouping"] == "artist" and cv["split"].startswith("StratifiedGroupKFold(n_splits=2")
+    assert {"weighted_f1", "accuracy", "precision", "recall"} <= set(cv["mean"]) and "weighted_f1" in cv["std"]
+    assert np.sum(cv["pooled"]["confusion_matrix"]) == 16 and len(cv["clips"]) == 16
+    assert {"weighted_f1", "confusion_matrix", "history"} <= set(cv["per_fold"][0]) and cv["config"]["epochs"] == 1
+    result = evaluate_main(build_parser().parse_args([
+        "evaluate", str(onnx_path), "--data-root", str(DATA), "--cache", str(cache_root), "--limit", "8", "-q",
+    ]))
+    assert result["n_clips"] == 8 and len(result["clips"]) == 8 and result["datasets"]["4q"]["n_clips"] == 8

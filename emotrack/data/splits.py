@@ -55,9 +55,13 @@ def grouped_kfold(clips: Sequence[Clip], k: int = 5, seed: int = 0) -> list[tupl
     groups = np.array([c.group for c in clips])
     if len(set(groups)) < k:
         raise ValueError(f"{len(set(groups))} groups cannot fill {k} folds")
+    labels = strata(clips)
+    if np.unique(labels, return_counts=True)[1].max() < k:
+        # Tiny subsets (CI): no stratum can fill k folds, which sklearn refuses; split by group alone.
+        labels = np.zeros(len(clips), dtype=int)
     cv = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
     folds = []
-    for train, test in cv.split(np.zeros(len(clips)), strata(clips), groups):
+    for train, test in cv.split(np.zeros(len(clips)), labels, groups):
         assert_group_disjoint(clips, train, test)
         folds.append((np.sort(train), np.sort(test)))
     return folds

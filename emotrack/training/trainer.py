@@ -48,6 +48,8 @@ from emotrack.training.losses import continuous_loss, sign_loss
 from emotrack.training.metrics import classification_metrics, clip_quadrant, regression_metrics
 from emotrack.training.objectives import apply_gain, auxiliary_loss, uses_freq_mask
 
+DEVICES = ("auto", "cpu", "cuda")
+
 __all__ = [
     "Example",
     "TrainConfig",
@@ -55,6 +57,7 @@ __all__ = [
     "fit_normalizer",
     "predict_clip",
     "quadrant_signs",
+    "resolve_device",
     "seed_everything",
     "slide_contexts",
     "train",
@@ -131,6 +134,7 @@ class TrainConfig:
     smooth: int = 3
     freq_mask: int = 12
     freq_mask_p: float = 0.5
+    device: str = "auto"
 
 
 @dataclass
@@ -143,9 +147,20 @@ class TrainResult:
 
 
 def seed_everything(seed: int) -> np.random.Generator:
-    """Seed torch (CPU) and return the numpy generator the trainer draws augmentation from."""
+    """Seed torch (CPU and CUDA) and return the numpy generator the trainer draws augmentation from."""
     torch.manual_seed(seed)
     return np.random.default_rng(seed)
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """``"auto"`` -> CUDA when PyTorch sees a GPU, else CPU; ``"cuda"`` without a GPU is an error."""
+    if device not in DEVICES:
+        raise ValueError(f"unknown device {device!r} (choose from {', '.join(DEVICES)})")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' asked for, but this PyTorch build sees no GPU")
+    return torch.device(device)
 
 
 def fit_normalizer(examples: Sequence[Example], frontend: str = "logmel") -> Normalizer:
@@ -164,7 +179,7 @@ def slide_contexts(emb: torch.Tensor, n_frames: int) -> tuple[torch.Tensor, torc
     t = emb.shape[0]
     padded = torch.cat([emb.new_zeros(n_frames - 1, *emb.shape[1:]), emb])
     valid = torch.cat([emb.new_zeros(n_frames - 1), emb.new_ones(t)])
-    idx = torch.arange(t)[:, None] + torch.arange(n_frames)[None, :]
+    idx = torch.arange(t, device=emb.device)[:, None] + torch.arange(n_frames, device=emb.device)[None, :]
     return padded[idx], valid[idx]
 
 
@@ -173,9 +188,10 @@ def predict_clip(model: StreamingModel, frames: np.ndarray, batch: int = 512, st
     """Streamed ``va`` ``[n_hops, 2]`` of one clip from *normalised* frames (encode once + slide).
 
     ``stride`` > 1 returns only every ``stride``-th hop (cheap early-stopping checks; not for metrics).
+    Runs on the device the model's parameters are on.
     """
     model.eval()
-    x = torch.from_numpy(np.ascontiguousarray(frames, np.float32))
+    x = torch.from_numpy(np.ascontiguousarray(frames, np.float32)).to(next(model.parameters()).device)
     emb = model.encode(x.unsqueeze(0))[0]
     ctx, mask = slide_contexts(emb, model.context_frames)
     ctx, mask = ctx[stride - 1 :: stride], mask[stride - 1 :: stride]
@@ -183,7 +199,7 @@ def predict_clip(model: StreamingModel, frames: np.ndarray, batch: int = 512, st
         torch.tanh(model.temporal(ctx[i : i + batch], mask[i : i + batch])["logits"])
         for i in range(0, len(ctx), batch)
     ]
-    return torch.cat(out).numpy() if out else np.zeros((0, 2), np.float32)
+    return torch.cat(out).cpu().numpy() if out else np.zeros((0, 2), np.float32)
 
 
 def validation_score(
@@ -224,11 +240,12 @@ def _batch_loss(
     rng: np.random.Generator,
 ) -> torch.Tensor:
     """Augment, encode each clip once, slide contexts, and score the sampled hops."""
+    dev = mean.device
     clips, sign_t, cont_t = [], [], []
     for e in batch:
         targets, is_sign = e.hop_targets()
         crop = int(rng.integers(0, min(cfg.crop_max_frames, max(len(e.frames) - 1, 0)) + 1))
-        frames = torch.from_numpy(e.frames[crop:])
+        frames = torch.from_numpy(e.frames[crop:]).to(dev)
         frames = apply_gain(frames, float(rng.uniform(-cfg.gain_range, cfg.gain_range)), model.frontend)
         frames = (frames - mean) / std
         if cfg.freq_mask and uses_freq_mask(model.frontend) and rng.random() < cfg.freq_mask_p:
@@ -236,7 +253,7 @@ def _batch_loss(
             lo = int(rng.integers(0, frames.shape[-1] - width + 1))
             frames[..., lo : lo + width] = 0.0
         clips.append(frames)
-        t = torch.from_numpy(np.array(targets[crop:], np.float32))
+        t = torch.from_numpy(np.array(targets[crop:], np.float32)).to(dev)
         nan = torch.full_like(t, float("nan"))
         sign_t.append(t if is_sign else nan)
         cont_t.append(nan if is_sign else t)
@@ -248,7 +265,7 @@ def _batch_loss(
         pick = np.arange(n)
         if cfg.hops_per_clip and n > cfg.hops_per_clip:
             pick = np.sort(rng.choice(n, cfg.hops_per_clip, replace=False))
-        pick_t = torch.from_numpy(pick)
+        pick_t = torch.from_numpy(pick).to(dev)
         ctxs.append(ctx[pick_t])
         masks.append(mask[pick_t])
         signs.append(s[pick_t])
@@ -258,8 +275,9 @@ def _batch_loss(
     n_ctx = mask.shape[1]
     drop = rng.random(len(mask)) < cfg.truncate_p
     cut = rng.integers(1, n_ctx, len(mask))
-    cols = torch.arange(n_ctx)[None, :]
-    mask = torch.where(torch.from_numpy(drop)[:, None] & (cols < torch.from_numpy(cut)[:, None]), 0.0, mask)
+    cols = torch.arange(n_ctx, device=dev)[None, :]
+    hide = torch.from_numpy(drop).to(dev)[:, None] & (cols < torch.from_numpy(cut).to(dev)[:, None])
+    mask = torch.where(hide, 0.0, mask)
     out = model.temporal(ctx, mask)
     logits = out["logits"]
     signs_all, conts_all = torch.cat(signs), torch.cat(conts)
@@ -284,7 +302,11 @@ def train(
     progress: bool = True,
     stop_after: int | None = None,
 ) -> TrainResult:
-    """Train with AdamW and early stopping on ``val_set``; return the best-validation model.
+    """Train with AdamW and early stopping on ``val_set``; return the best-validation model (on the CPU).
+
+    Training runs on ``cfg.device`` (``"auto"``: the GPU when PyTorch sees one). Resuming restores the
+    CPU random state exactly; on a GPU, dropout draws from the CUDA generator, which is reseeded, not
+    restored, so a resumed GPU run is statistically but not bitwise the same.
 
     Parameters
     ----------
@@ -302,11 +324,12 @@ def train(
     """
     t0 = time.perf_counter()
     rng = seed_everything(cfg.seed)
-    model = build_model(cfg.model, **cfg.model_kwargs)
+    device = resolve_device(cfg.device)
+    model = build_model(cfg.model, **cfg.model_kwargs).to(device)
     norm = fit_normalizer(train_set, model.frontend)
     card = copy.deepcopy(card)
     card.normalization = norm.to_dict()
-    mean, std = torch.from_numpy(norm.mean), torch.from_numpy(norm.std)
+    mean, std = torch.from_numpy(norm.mean).to(device), torch.from_numpy(norm.std).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(cfg.epochs, 1), eta_min=cfg.lr * 0.05)
     history: list[dict[str, Any]] = []
@@ -314,14 +337,14 @@ def train(
     averaged = copy.deepcopy(model) if cfg.ema else model
     start = 0
     if resume and checkpoint is not None and Path(checkpoint).exists():
-        payload = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        payload = torch.load(checkpoint, map_location=device, weights_only=False)
         model.load_state_dict(payload["state_dict"])
         opt.load_state_dict(payload["optimizer"])
         sched.load_state_dict(payload["scheduler"])
         history = payload["history"]
         best = payload["best"]
         rng.bit_generator.state = payload["numpy_rng"]
-        torch.set_rng_state(payload["torch_rng"])
+        torch.set_rng_state(payload["torch_rng"].cpu())
         if cfg.ema:
             averaged.load_state_dict(payload["ema_state"])
         start = payload["epoch"] + 1
@@ -375,5 +398,5 @@ def train(
                 ema_state=averaged.state_dict() if cfg.ema else None,
             )
     model.load_state_dict(best["state"])
-    model.eval()
+    model.cpu().eval()
     return TrainResult(model, card, history, int(best["epoch"]), time.perf_counter() - t0)
