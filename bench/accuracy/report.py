@@ -4,9 +4,10 @@ Why generated: the numbers come from many runs (one ``emotrack train`` CV per mo
 cross-data-set runs of :mod:`bench.accuracy.zoo_bench`); regenerating the tables from those files keeps
 every row tied to the JSON (and command) it came from. The prose notes live in ``NOTES`` below.
 
-Usage: ``python -m bench.accuracy.report`` (reads ``bench/accuracy/*_4q_cv.json``,
-``bench/results/accuracy_parts/*.json`` and the hand-written prose ``bench/accuracy/notes.md``; writes
-``bench/results/accuracy.md`` and ``accuracy.json``).
+Usage: ``python -m bench.accuracy.report``. Reads ``bench/accuracy/<model>_4q_cv.json`` and
+``<model>_emopia_cv.json`` (``emotrack train`` CV runs), ``<model>_<data>_gpu_cv.json`` (GPU runs of
+:mod:`bench.accuracy.device_cv`), ``bench/results/accuracy_parts/*.json`` (:mod:`bench.accuracy.zoo_bench`) and
+the hand-written prose ``bench/accuracy/notes.md``; writes ``bench/results/accuracy.md`` and ``accuracy.json``.
 """
 
 from __future__ import annotations
@@ -76,55 +77,154 @@ def table_4q(data: dict[str, Any]) -> list[str]:
     return lines
 
 
-def table_vgmidi(part: dict[str, Any]) -> list[str]:
-    lines = [
-        "| row | V CCC glob | A CCC glob | V PCC glob | A PCC glob | V RMSE glob | A RMSE glob | "
-        "V CCC piece | A CCC piece | V PCC piece | A PCC piece | V RMSE piece | A RMSE piece |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for name, row in part["rows"].items():
-        g, p = row["pooled"]["global"], row["pooled"]["per_song"]
-        cells = [num(g.get(f"{d}_{k}")) for k in ("ccc", "pcc", "rmse") for d in ("valence", "arousal")]
-        cells += [num(p.get(f"{d}_{k}")) for k in ("ccc", "pcc", "rmse") for d in ("valence", "arousal")]
-        lines.append(f"| {row_name(name)} | " + " | ".join(cells) + " |")
-    return lines
-
-
-def table_emopia(part: dict[str, Any]) -> list[str]:
-    lines = ["| row | W-F1 | acc | W-P | W-R |", "|---|---|---|---|---|"]
-    for name, m in part["rows"].items():
-        lines.append(f"| {row_name(name)} | {pct(m['weighted_f1'])} | {pct(m['accuracy'])} | {pct(m['precision'])} | "
-                     f"{pct(m['recall'])} |")
-    return lines
+def _slim(cv: dict[str, Any]) -> dict[str, Any]:
+    """A CV JSON without its per-clip list and per-epoch histories (kept in the source files)."""
+    cv = {k: v for k, v in cv.items() if k not in ("clips",)}
+    for f in cv.get("per_fold", []):
+        f.pop("history", None)
+    for part in cv.get("datasets", {}).values():
+        for f in part.get("per_fold", []):
+            f.pop("history", None)
+    return cv
 
 
 def collect() -> dict[str, Any]:
-    data: dict[str, Any] = {"cv": {}}
+    data: dict[str, Any] = {"cv": {}, "gpu": {}, "emopia_cv": {}, "vgmidi_cv": {}}
     for name in ZOO:
-        cv = _load(CV_DIR / f"{name}_4q_cv.json")
-        if cv is not None:
-            cv = {k: v for k, v in cv.items() if k not in ("clips",)}
-            for f in cv.get("per_fold", []):
-                f.pop("history", None)
-            data["cv"][name] = cv
+        for key, path in (("cv", f"{name}_4q_cv.json"), ("emopia_cv", f"{name}_emopia_cv.json"),
+                          ("vgmidi_cv", f"{name}_vgmidi_cv.json")):
+            cv = _load(CV_DIR / path)
+            if cv is not None:
+                data[key][name] = _slim(cv)
+        for path in sorted(CV_DIR.glob(f"{name}_*_gpu_cv.json")):
+            cv = _slim(json.loads(path.read_text()))
+            data["gpu"][f"{name}_{cv['data']}"] = cv
     for path in sorted(PARTS.glob("*.json")):
         data[path.stem] = json.loads(path.read_text())
     return data
 
 
+def _epochs(cv: dict[str, Any]) -> str:
+    """Epochs actually run per fold ("4-6" when the GPU deadline cut folds differently)."""
+    runs = [f.get("epochs_run") for f in cv.get("per_fold", []) if f.get("epochs_run")]
+    if not runs:
+        return str(cv.get("config", {}).get("epochs", ""))
+    return str(min(runs)) if min(runs) == max(runs) else f"{min(runs)}-{max(runs)}"
+
+
+def _gpu_name(cv: dict[str, Any]) -> str:
+    return cv.get("device", {}).get("gpu", "GPU").replace("NVIDIA ", "")
+
+
+def rows_4q_gpu(data: dict[str, Any]) -> list[str]:
+    lines = []
+    for cv in data["gpu"].values():
+        if cv["data"] != "4q":
+            continue
+        m, s = cv["mean"], cv["std"]
+        lines.append(
+            f"| {cv['model']} ({_gpu_name(cv)} run) | {pct(m['weighted_f1'])} ± {pct(s['weighted_f1'])} | "
+            f"{pct(m['accuracy'])} | {pct(m['precision'])} | {pct(m['recall'])} | "
+            f"{pct(m['valence_sign_accuracy'])} | {pct(m['arousal_sign_accuracy'])} | {_epochs(cv)} | "
+            f"`{cv['run_command']}` |"
+        )
+    return lines
+
+
+def _reg_cells(pooled: dict[str, Any]) -> list[str]:
+    g, p = pooled["global"], pooled["per_song"]
+    cells = [num(g.get(f"{d}_{k}")) for k in ("ccc", "pcc", "rmse") for d in ("valence", "arousal")]
+    return cells + [num(p.get(f"{d}_{k}")) for k in ("ccc", "pcc", "rmse") for d in ("valence", "arousal")]
+
+
+def vgmidi_rows(data: dict[str, Any]) -> list[tuple[str, str, dict[str, Any], str]]:
+    """(row name, epochs, pooled regression metrics, command) for every VGMIDI result."""
+    rows = []
+    for key, part in data.items():
+        if not key.startswith("vgmidi_") or key == "vgmidi_cv":
+            continue
+        for name, row in part["rows"].items():
+            epochs = str(row.get("config", {}).get("epochs", "")) if "config" in row else ""
+            label = row_name(name) + (f" [{key}]" if key != "vgmidi_main" and "trained" in name else "")
+            rows.append((label, epochs, row["pooled"], part["command"]))
+    for cv in data["gpu"].values():
+        if cv["data"] == "vgmidi":
+            rows.append((f"{cv['model']} (trained on VGMIDI, {_gpu_name(cv)} run)", _epochs(cv),
+                         cv["pooled_regression"], cv["run_command"]))
+    for name, cv in data["vgmidi_cv"].items():
+        rows.append((f"{name} (trained on VGMIDI)", _epochs(cv), cv["datasets"]["vgmidi"]["pooled"], cv["command"]))
+    return rows
+
+
+def table_vgmidi_all(data: dict[str, Any]) -> list[str]:
+    lines = [
+        "| row | epochs | V CCC glob | A CCC glob | V PCC glob | A PCC glob | V RMSE glob | A RMSE glob | "
+        "V CCC piece | A CCC piece | V PCC piece | A PCC piece | V RMSE piece | A RMSE piece |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    commands: dict[str, int] = {}
+    for label, epochs, pooled, command in vgmidi_rows(data):
+        ref = commands.setdefault(command, len(commands) + 1)
+        lines.append(f"| {label} [c{ref}] | {epochs} | " + " | ".join(_reg_cells(pooled)) + " |")
+    lines += ["", *(f"- c{i}: `{c}`" for c, i in commands.items())]
+    return lines
+
+
+def table_emopia_all(data: dict[str, Any]) -> list[str]:
+    lines = ["| row | epochs | W-F1 | acc | W-P | W-R | V sign acc | A sign acc | command |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for key, part in data.items():
+        if key.startswith("emopia_") and key != "emopia_cv":  # zoo_bench parts: baselines, zero-shot
+            for name, m in part["rows"].items():
+                lines.append(f"| {row_name(name)} | | {pct(m['weighted_f1'])} | {pct(m['accuracy'])} | "
+                             f"{pct(m['precision'])} | {pct(m['recall'])} | | | `{part['command']}` |")
+    for name, cv in data["emopia_cv"].items():
+        part = cv["datasets"]["emopia"]
+        m, s = part["mean"], part["std"]
+        lines.append(
+            f"| {name} (trained on EMOPIA train) | {_epochs(cv)} | **{pct(m['weighted_f1'])}** ± "
+            f"{pct(s['weighted_f1'])} | {pct(m['accuracy'])} | {pct(m['precision'])} | {pct(m['recall'])} | "
+            f"{pct(m['valence_sign_accuracy'])} | {pct(m['arousal_sign_accuracy'])} | `{cv['command']}` |"
+        )
+    return lines
+
+
+def table_summary(data: dict[str, Any]) -> list[str]:
+    """One row per model: its headline number on each data set (the longest-trained run of each)."""
+    best_vg: dict[str, tuple[int, str, dict[str, Any]]] = {}
+    for label, epochs, pooled, _ in vgmidi_rows(data):
+        model = label.split(" ")[0]
+        if model in ZOO and "trained on VGMIDI" in label:
+            n = int(str(epochs).split("-")[-1] or 0)
+            if model not in best_vg or n > best_vg[model][0]:
+                best_vg[model] = (n, epochs, pooled)
+    lines = ["| model | 4Q W-F1 (epochs) | VGMIDI V CCC / A CCC, global (epochs) | EMOPIA val W-F1 (epochs) |",
+             "|---|---|---|---|"]
+    for name in ZOO:
+        cv = data["cv"].get(name)
+        q4 = f"{pct(cv['mean']['weighted_f1'])} ({cv['config']['epochs']})" if cv else "not run"
+        vg = best_vg.get(name)
+        vgc = (f"{num(vg[2]['global']['valence_ccc'])} / {num(vg[2]['global']['arousal_ccc'])} ({vg[1]})"
+               if vg else "not run")
+        em = data["emopia_cv"].get(name)
+        emc = (f"{pct(em['datasets']['emopia']['mean']['weighted_f1'])} ({_epochs(em)})" if em else "not run")
+        lines.append(f"| {name} | {q4} | {vgc} | {emc} |")
+    return lines
+
+
 def main() -> None:
     data = collect()
     (OUT / "accuracy.json").write_text(json.dumps(data, indent=1))
-    out = ["<!-- generated tables: python -m bench.accuracy.report -->", "", "### 4Q (artist-grouped 5-fold CV)", ""]
-    out += table_4q(data)
-    for key, part in data.items():
-        if key.startswith("vgmidi"):
-            out += ["", f"### VGMIDI ({key}; {part['split']})", "", f"Command: `{part['command']}`", ""]
-            out += table_vgmidi(part)
-        if key.startswith("emopia"):
-            out += ["", f"### EMOPIA ({key}; {part['split']}, {part['n_val']} val clips)", "",
-                    f"Command: `{part['command']}`", ""]
-            out += table_emopia(part)
+    out = ["<!-- generated tables: python -m bench.accuracy.report -->", "", "### Summary (details below)", ""]
+    out += table_summary(data)
+    out += ["", "### 4Q (artist-grouped 5-fold CV)", ""]
+    lines = table_4q(data)
+    anchors = next(i for i, line in enumerate(lines) if line.startswith("| baseline"))
+    out += lines[:anchors] + rows_4q_gpu(data) + lines[anchors:]
+    out += ["", "### VGMIDI (piece-grouped 5-fold CV, mean-annotator labels; metrics pooled over all test pieces)", ""]
+    out += table_vgmidi_all(data)
+    out += ["", "### EMOPIA (official song-level split: train -> val)", ""]
+    out += table_emopia_all(data)
     notes = (CV_DIR / "notes.md").read_text() if (CV_DIR / "notes.md").exists() else ""
     head, _, tail = notes.partition("<!-- TABLES -->")
     (OUT / "accuracy.md").write_text(head + "\n".join(out) + "\n" + tail)
