@@ -23,6 +23,7 @@ from emotrack.training import metrics as M  # noqa: E402
 from emotrack.training.evaluate import evaluate_predictions, stream_predictions, torch_predictor  # noqa: E402
 from emotrack.training.losses import ccc_loss, sign_loss  # noqa: E402
 from emotrack.training.trainer import (  # noqa: E402
+    LOGMEL_MIN_STD,
     Example,
     TrainConfig,
     fit_normalizer,
@@ -88,6 +89,21 @@ def test_losses():
 
 
 # -- streaming equivalence ------------------------------------------------------------------------
+
+
+def test_logmel_normalizer_floors_silent_bands():
+    """A band that is almost always at the log floor (above a soundfont's bandwidth) is not scaled up ~1000x;
+    bands that vary, as in real recordings, keep their own std."""
+    rng = np.random.default_rng(0)
+    frames = rng.normal(-6.0, 3.0, (400, 25, 4)).astype(np.float32)
+    frames[..., 3] = np.log(1e-6)
+    frames[7, 3, 3] += 2.0  # one stray note
+    norm = fit_normalizer([Example("a", "g", frames, 1)], "logmel")
+    assert np.allclose(norm.std[:3], frames[..., :3].std(axis=(0, 1)), rtol=1e-4)
+    assert norm.std[3] == pytest.approx(LOGMEL_MIN_STD)
+    assert np.abs(norm(frames)[..., 3]).max() < 5.0
+    wave = fit_normalizer([Example("a", "g", np.full((10, 8000), 1e-4, np.float32), 1)], "wave")
+    assert float(np.ravel(wave.std)[0]) < LOGMEL_MIN_STD  # the floor is for log-mel only
 
 
 @pytest.mark.parametrize("kwargs", [{}, {"pool_stats": True}, {"extended": False}])

@@ -69,11 +69,15 @@ class Normalizer:
         return ((frames - self.mean) / self.std).astype(np.float32, copy=False)
 
     @classmethod
-    def fit(cls, frames: np.ndarray, axes: tuple[int, ...]) -> Normalizer:
-        """Statistics over ``axes`` of a stack of frames (e.g. all but the mel axis)."""
+    def fit(cls, frames: np.ndarray, axes: tuple[int, ...], min_std: float = 1e-5) -> Normalizer:
+        """Statistics over ``axes`` of a stack of frames (e.g. all but the mel axis).
+
+        ``min_std`` floors the scale, so a feature that barely varies in the training set is not blown up
+        by a huge factor at run time.
+        """
         mean = frames.mean(axis=axes, dtype=np.float64)
         std = frames.std(axis=axes, dtype=np.float64)
-        return cls(mean.astype(np.float32), np.maximum(std, 1e-5).astype(np.float32))
+        return cls(mean.astype(np.float32), np.maximum(std, min_std).astype(np.float32))
 
     def to_dict(self) -> dict[str, Any]:
         return {"mean": self.mean.tolist(), "std": self.std.tolist()}

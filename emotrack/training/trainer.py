@@ -53,6 +53,7 @@ DEVICES = ("auto", "cpu", "cuda")
 __all__ = [
     "Example",
     "TrainConfig",
+    "LOGMEL_MIN_STD",
     "TrainResult",
     "fit_normalizer",
     "predict_clip",
@@ -163,11 +164,23 @@ def resolve_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
+LOGMEL_MIN_STD = 0.5
+"""Floor on a mel band's training std, in natural-log power units (about 2 dB).
+
+Why: MIDI rendered with a small soundfont (VGMIDI, EMOPIA) leaves the top bands at the log floor in
+nearly every frame (std ~0.002), so plain z-scoring scaled the rare note there by ~500x, which drove the
+BatchNorm models (DSAML, ADFF, DAMFF) to a constant output on EMOPIA. Real recordings (4Q) have every
+band's std above 2, so the floor leaves them unchanged.
+"""
+
+
 def fit_normalizer(examples: Sequence[Example], frontend: str = "logmel") -> Normalizer:
-    """Training-set statistics: per mel band (log-mel), per feature (Smile-260, z-normalised as in the
-    MCA paper) or one scalar (raw waveform)."""
+    """Training-set statistics: per mel band (log-mel, std floored at :data:`LOGMEL_MIN_STD`), per
+    feature (Smile-260, z-normalised as in the MCA paper) or one scalar (raw waveform)."""
     frames = np.concatenate([e.frames for e in examples])
-    return Normalizer.fit(frames, axes=(0,) if frontend == "smile260" else (0, 1))
+    if frontend == "smile260":
+        return Normalizer.fit(frames, axes=(0,))
+    return Normalizer.fit(frames, axes=(0, 1), min_std=LOGMEL_MIN_STD if frontend == "logmel" else 1e-5)
 
 
 def slide_contexts(emb: torch.Tensor, n_frames: int) -> tuple[torch.Tensor, torch.Tensor]:
