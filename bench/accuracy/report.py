@@ -216,7 +216,8 @@ def table_summary(data: dict[str, Any]) -> list[str]:
 def main() -> None:
     data = collect()
     (OUT / "accuracy.json").write_text(json.dumps(data, indent=1))
-    out = ["<!-- generated tables: python -m bench.accuracy.report -->", "", "### Summary (details below)", ""]
+    out = ["<!-- generated tables: python -m bench.accuracy.report -->", "",
+           "### Summary (per model, its longest-trained run on each data set; details below)", ""]
     out += table_summary(data)
     out += ["", "### 4Q (artist-grouped 5-fold CV)", ""]
     lines = table_4q(data)
