@@ -137,8 +137,12 @@ def _reg_cells(pooled: dict[str, Any]) -> list[str]:
     return cells + [num(p.get(f"{d}_{k}")) for k in ("ccc", "pcc", "rmse") for d in ("valence", "arousal")]
 
 
-def vgmidi_rows(data: dict[str, Any]) -> list[tuple[str, str, dict[str, Any], str]]:
-    """(row name, epochs, pooled regression metrics, command) for every VGMIDI result."""
+def vgmidi_rows(data: dict[str, Any]) -> list[tuple[str, str, dict[str, Any], str, bool]]:
+    """(row name, epochs, pooled regression metrics, command, trained with the current trainer) per VGMIDI result.
+
+    "Current" means after the log-mel std floor (``LOGMEL_MIN_STD``): zoo_bench parts tagged ``*floor`` and
+    ``emotrack train`` CV files; earlier parts and the H200 run predate it.
+    """
     rows = []
     for key, part in data.items():
         if not key.startswith("vgmidi_") or key == "vgmidi_cv":
@@ -146,13 +150,14 @@ def vgmidi_rows(data: dict[str, Any]) -> list[tuple[str, str, dict[str, Any], st
         for name, row in part["rows"].items():
             epochs = str(row.get("config", {}).get("epochs", "")) if "config" in row else ""
             label = row_name(name) + (f" [{key}]" if key != "vgmidi_main" and "trained" in name else "")
-            rows.append((label, epochs, row["pooled"], part["command"]))
+            rows.append((label, epochs, row["pooled"], part["command"], key.endswith("floor")))
     for cv in data["gpu"].values():
         if cv["data"] == "vgmidi":
             rows.append((f"{cv['model']} (trained on VGMIDI, {_gpu_name(cv)} run)", _epochs(cv),
-                         cv["pooled_regression"], cv["run_command"]))
+                         cv["pooled_regression"], cv["run_command"], False))
     for name, cv in data["vgmidi_cv"].items():
-        rows.append((f"{name} (trained on VGMIDI)", _epochs(cv), cv["datasets"]["vgmidi"]["pooled"], cv["command"]))
+        rows.append((f"{name} (trained on VGMIDI)", _epochs(cv), cv["datasets"]["vgmidi"]["pooled"], cv["command"],
+                     True))
     return rows
 
 
@@ -163,7 +168,7 @@ def table_vgmidi_all(data: dict[str, Any]) -> list[str]:
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     commands: dict[str, int] = {}
-    for label, epochs, pooled, command in vgmidi_rows(data):
+    for label, epochs, pooled, command, _ in vgmidi_rows(data):
         ref = commands.setdefault(command, len(commands) + 1)
         lines.append(f"| {label} [c{ref}] | {epochs} | " + " | ".join(_reg_cells(pooled)) + " |")
     lines += ["", *(f"- c{i}: `{c}`" for c, i in commands.items())]
@@ -192,13 +197,13 @@ def table_emopia_all(data: dict[str, Any]) -> list[str]:
 
 def table_summary(data: dict[str, Any]) -> list[str]:
     """One row per model: its headline number on each data set (the longest-trained run of each)."""
-    best_vg: dict[str, tuple[int, str, dict[str, Any]]] = {}
-    for label, epochs, pooled, _ in vgmidi_rows(data):
+    best_vg: dict[str, tuple[tuple[bool, int], str, dict[str, Any]]] = {}
+    for label, epochs, pooled, _, current in vgmidi_rows(data):
         model = label.split(" ")[0]
         if model in ZOO and "trained on VGMIDI" in label:
-            n = int(str(epochs).split("-")[-1] or 0)
-            if model not in best_vg or n > best_vg[model][0]:
-                best_vg[model] = (n, epochs, pooled)
+            rank = (current, int(str(epochs).split("-")[-1] or 0))  # current trainer first, then longest
+            if model not in best_vg or rank > best_vg[model][0]:
+                best_vg[model] = (rank, epochs, pooled)
     lines = ["| model | 4Q W-F1 (epochs) | VGMIDI V CCC / A CCC, global (epochs) | EMOPIA val W-F1 (epochs) |",
              "|---|---|---|---|"]
     for name in ZOO:
@@ -217,7 +222,7 @@ def main() -> None:
     data = collect()
     (OUT / "accuracy.json").write_text(json.dumps(data, indent=1))
     out = ["<!-- generated tables: python -m bench.accuracy.report -->", "",
-           "### Summary (per model, its longest-trained run on each data set; details below)", ""]
+           "### Summary (per model and data set: its longest run with the current trainer; details below)", ""]
     out += table_summary(data)
     out += ["", "### 4Q (artist-grouped 5-fold CV)", ""]
     lines = table_4q(data)
