@@ -90,20 +90,10 @@ def _splits(name: str, clips: Sequence[Any]) -> dict[str, Any]:
 
 
 def load_clips(name: str, data_root: str, render_cache: str) -> list[Any]:
-    """The clips of one data set that have audio (MIDI sets rendered into ``render_cache``)."""
-    if name == "4q":
-        from emotrack.data.fourq import load_4q
+    """The clips of one data set that have audio, exactly as ``emotrack train`` loads them."""
+    from emotrack.training.commands import load_clips as load
 
-        clips = load_4q(data_root)
-    elif name == "vgmidi":
-        from emotrack.data.vgmidi import load_vgmidi
-
-        clips = load_vgmidi(data_root, cache_dir=render_cache, progress=False)
-    else:
-        from emotrack.data.emopia import load_emopia
-
-        clips = load_emopia(data_root, cache_dir=render_cache, progress=False)
-    return [c for c in clips if c.audio_path is not None]
+    return load(data_root, [name], render_cache, workers=1)
 
 
 def pack(args: argparse.Namespace) -> None:
@@ -177,13 +167,11 @@ def _worker_init(pack_path: str, threads: int) -> None:
 
 def _job(job: dict[str, Any]) -> dict[str, Any]:
     """Train one (model, fold) and return its streamed test predictions (or save the final checkpoint)."""
-    import torch
-
     from emotrack.export.metadata import ModelCard
     from emotrack.frontends import Normalizer
     from emotrack.training.checkpoint import save_checkpoint
     from emotrack.training.evaluate import stream_predictions, torch_predictor
-    from emotrack.training.trainer import TrainConfig, train
+    from emotrack.training.trainer import TrainConfig, resolve_device, train
 
     header, ex = _STATE["header"], _STATE["examples"]
     fold = header["final"] if job["fold"] == "final" else header["folds"][job["fold"]]
@@ -215,7 +203,7 @@ def _job(job: dict[str, Any]) -> dict[str, Any]:
                epochs_run=len(result.history), best_epoch=result.best_epoch + 1,
                seconds=round(time.perf_counter() - t0, 1), history=result.history, stopped_by_deadline=not done,
                n_train=len(tr), n_val=len(va))
-    model = result.model.to(cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+    model = result.model.to(resolve_device(cfg.device))
     norm = Normalizer.from_dict(result.card.normalization)
     if job["fold"] == "final":
         path = Path(job["out"]) / f"final_{header['data']}_{job['model']}.pt"

@@ -48,6 +48,17 @@ def _load(path: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
+def row_4q(label: str, cv: dict[str, Any], epochs: Any, command: str, bold: bool = False) -> str:
+    """One 4Q table row from a CV result's fold means and spread (``bold``: the headline F1)."""
+    m, s = cv["mean"], cv["std"]
+    f1 = f"**{pct(m['weighted_f1'])}**" if bold else pct(m["weighted_f1"])
+    return (
+        f"| {label} | {f1} ± {pct(s['weighted_f1'])} | {pct(m['accuracy'])} | "
+        f"{pct(m['precision'])} | {pct(m['recall'])} | {pct(m['valence_sign_accuracy'])} | "
+        f"{pct(m['arousal_sign_accuracy'])} | {epochs} | `{command}` |"
+    )
+
+
 def table_4q(data: dict[str, Any]) -> list[str]:
     lines = [
         "| model | W-F1 | acc | W-P | W-R | V sign acc | A sign acc | epochs | command |",
@@ -58,12 +69,7 @@ def table_4q(data: dict[str, Any]) -> list[str]:
         if cv is None:
             lines.append(f"| {name} | not run (time) | | | | | | | |")
             continue
-        m, s = cv["mean"], cv["std"]
-        lines.append(
-            f"| {name} | **{pct(m['weighted_f1'])}** ± {pct(s['weighted_f1'])} | {pct(m['accuracy'])} | "
-            f"{pct(m['precision'])} | {pct(m['recall'])} | {pct(m['valence_sign_accuracy'])} | "
-            f"{pct(m['arousal_sign_accuracy'])} | {cv['config']['epochs']} | `{cv['command']}` |"
-        )
+        lines.append(row_4q(name, cv, cv["config"]["epochs"], cv["command"], bold=True))
     base = data.get("4q_baselines")
     if base:
         for name, b in base["baselines"].items():
@@ -121,13 +127,7 @@ def rows_4q_gpu(data: dict[str, Any]) -> list[str]:
     for cv in data["gpu"].values():
         if cv["data"] != "4q":
             continue
-        m, s = cv["mean"], cv["std"]
-        lines.append(
-            f"| {cv['model']} ({_gpu_name(cv)} run) | {pct(m['weighted_f1'])} ± {pct(s['weighted_f1'])} | "
-            f"{pct(m['accuracy'])} | {pct(m['precision'])} | {pct(m['recall'])} | "
-            f"{pct(m['valence_sign_accuracy'])} | {pct(m['arousal_sign_accuracy'])} | {_epochs(cv)} | "
-            f"`{cv['run_command']}` |"
-        )
+        lines.append(row_4q(f"{cv['model']} ({_gpu_name(cv)} run)", cv, _epochs(cv), cv["run_command"]))
     return lines
 
 

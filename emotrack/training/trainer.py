@@ -180,7 +180,9 @@ def fit_normalizer(examples: Sequence[Example], frontend: str = "logmel") -> Nor
     frames = np.concatenate([e.frames for e in examples])
     if frontend == "smile260":
         return Normalizer.fit(frames, axes=(0,))
-    return Normalizer.fit(frames, axes=(0, 1), min_std=LOGMEL_MIN_STD if frontend == "logmel" else 1e-5)
+    if frontend == "logmel":
+        return Normalizer.fit(frames, axes=(0, 1), min_std=LOGMEL_MIN_STD)
+    return Normalizer.fit(frames, axes=(0, 1))
 
 
 def slide_contexts(emb: torch.Tensor, n_frames: int) -> tuple[torch.Tensor, torch.Tensor]:
