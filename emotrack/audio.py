@@ -40,6 +40,8 @@ def downmix(block: np.ndarray) -> np.ndarray:
         return block.astype(np.float32, copy=False)
     if block.shape[1] == 1:
         return block[:, 0].astype(np.float32, copy=False)
+    if block.shape[1] == 2:  # the usual case: same numbers as the mean below, ~10x faster than its strided reduction
+        return (block[:, 0].astype(np.float32) + block[:, 1].astype(np.float32)) * np.float32(0.5)
     return block.mean(axis=1, dtype=np.float32)
 
 

@@ -17,7 +17,8 @@ pytest.importorskip("sklearn")
 
 from emotrack.context import unfold  # noqa: E402
 from emotrack.export.metadata import ModelCard  # noqa: E402
-from emotrack.frontends import Normalizer  # noqa: E402
+from emotrack.frontends import Normalizer, make_frontend  # noqa: E402
+from emotrack.frontends.tonal import N_TONAL  # noqa: E402
 from emotrack.models import build_model  # noqa: E402
 from emotrack.training import metrics as M  # noqa: E402
 from emotrack.training.evaluate import evaluate_predictions, stream_predictions, torch_predictor  # noqa: E402
@@ -106,11 +107,29 @@ def test_logmel_normalizer_floors_silent_bands():
     assert float(np.ravel(wave.std)[0]) < LOGMEL_MIN_STD  # the floor is for log-mel only
 
 
-@pytest.mark.parametrize("kwargs", [{}, {"pool_stats": True}, {"extended": False}])
+def test_tonal_columns_are_level_free_in_training():
+    """Gain augmentation offsets only the mel columns of logmel_tonal frames; the normaliser floors the
+    mel columns at LOGMEL_MIN_STD but gives the (0..1) chroma columns their own small std."""
+    from emotrack.training.objectives import apply_gain, mel_columns
+
+    rng = np.random.default_rng(0)
+    frames = np.concatenate([rng.normal(-6.0, 0.01, (50, 25, 64)), rng.dirichlet(np.ones(12), (50, 25)),
+                             rng.uniform(0, 1, (50, 25, 2))], -1).astype(np.float32)
+    gained = apply_gain(torch.from_numpy(frames), 1.5, "logmel_tonal").numpy()
+    np.testing.assert_allclose(gained[..., :64], frames[..., :64] + 1.5, atol=1e-5)
+    np.testing.assert_array_equal(gained[..., 64:], frames[..., 64:])
+    assert mel_columns("logmel_tonal", 64 + N_TONAL) == 64 and mel_columns("logmel", 64) == 64
+    norm = fit_normalizer([Example("a", "g", frames, 1)], "logmel_tonal")
+    assert np.allclose(norm.std[:64], LOGMEL_MIN_STD)
+    np.testing.assert_allclose(norm.std[64:], frames[..., 64:].std(axis=(0, 1)), rtol=1e-4)
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"pool_stats": True}, {"extended": False}, {"frontend": "logmel_tonal"}])
 def test_encode_slide_equals_full_forward_on_unfold(kwargs):
     torch.manual_seed(0)
     model = build_model("mca", **kwargs).eval()
-    frames = np.random.default_rng(0).standard_normal((33, 25, 64)).astype(np.float32)
+    width = make_frontend(model.frontend).frame_shape[-1]
+    frames = np.random.default_rng(0).standard_normal((33, 25, width)).astype(np.float32)
     ctx, mask = unfold(frames, model.context_frames)
     with torch.no_grad():
         full = model(torch.from_numpy(ctx), torch.from_numpy(mask)).numpy()

@@ -99,6 +99,7 @@ def test_bad_data_options_are_one_line_errors(data_root, tmp_path, capsys):
         (["--data-root", str(tmp_path / "missing")], "data root not found"),
         (["--data-root", str(tmp_path), "--datasets", "vgmidi"], "vgmidi data set not found"),
         (["--hparams", "{bad"], "not valid json"),
+        (["--frontend", "wave"], "mca cannot read 'wave' frames"),
     ]
     for extra, message in cases:
         code = main(["train", "mca", "--data-root", str(data_root), "--out", str(tmp_path / "run"), "-q", *extra])
@@ -159,9 +160,11 @@ def _check_splits_file(path, clips_by_id):
 
 
 def test_train_and_evaluate_vgmidi(cli, capsys, data_root, all_clips, caches, tmp_path):
+    """VGMIDI with the tonal front end (the VGMIDI valence result): CV, final model, card, evaluate."""
     out = tmp_path / "run"
     res = cli("train", "mca", "--data-root", str(data_root), "--datasets", "vgmidi", "--limit", "4", "--folds", "2",
-              "--epochs", "1", "--hparams", SMALL, "--out", str(out), "--device", "cpu", "-q", *caches, timeout=300)
+              "--epochs", "1", "--hparams", SMALL, "--frontend", "logmel_tonal", "--out", str(out), "--device", "cpu",
+              "-q", *caches, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     summary = json.loads(res.stdout)
     assert summary["n_clips_by_dataset"] == {"vgmidi": 4}
@@ -177,6 +180,7 @@ def test_train_and_evaluate_vgmidi(cli, capsys, data_root, all_clips, caches, tm
 
     _, card, _ = load_checkpoint(out / "final_best.pt")
     assert "VGMIDI" in card.description and "4Q" not in card.description
+    assert card.frontend["name"] == "logmel_tonal" and "chroma" in card.description
     assert "vgmidi" in card.training["targets"] and "quadrant" not in card.training["targets"]
     assert set(card.metrics) == {"vgmidi_cv"} and -1 <= card.metrics["vgmidi_cv"]["per_piece"]["arousal_ccc"] <= 1
 

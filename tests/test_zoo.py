@@ -31,6 +31,8 @@ from emotrack.models.common import StreamingModel
 from emotrack.models.registry import ARCHITECTURES, EXTRA_OUTPUTS
 
 ZOO = sorted(MODELS)
+VARIANTS = {**{name: (name, {}) for name in ZOO}, "mca-tonal": ("mca", {"frontend": "logmel_tonal"})}
+"""Test cases: every zoo model with its default front end, plus front-end variants a model supports."""
 EXCERPT_S = 20.0  # seconds of the example used for the torch checks (keeps CI fast)
 CHANGE_AFTER = 23  # hop k: audio from the end of hop k on is replaced by noise
 
@@ -62,19 +64,20 @@ class Case:
 
 def _simple_normalizer(frontend: FrontEnd, frames: np.ndarray) -> Normalizer:
     """Per-mel statistics for log-mel, one scalar pair for waveforms (fit once, reused for every variant)."""
-    axes = tuple(range(frames.ndim - 1)) if frontend.name == "logmel" else tuple(range(frames.ndim))
+    axes = tuple(range(frames.ndim - 1)) if frontend.name.startswith("logmel") else tuple(range(frames.ndim))
     return Normalizer.fit(frames, axes)
 
 
-@pytest.fixture(scope="module", params=ZOO)
+@pytest.fixture(scope="module", params=sorted(VARIANTS))
 def case(request: pytest.FixtureRequest) -> Case:
     torch.manual_seed(0)
-    model = build_model(request.param).eval()
+    name, kwargs = VARIANTS[request.param]
+    model = build_model(name, **kwargs).eval()
     frontend = make_frontend(model.frontend)
     signal = load_audio(EXAMPLE_AUDIO, frontend.sample_rate)
     signal = signal[: int(EXCERPT_S * frontend.sample_rate)].copy()
     normalizer = _simple_normalizer(frontend, frontend.process_signal(signal))
-    return Case(request.param, model, frontend, normalizer, signal)
+    return Case(name, model, frontend, normalizer, signal)
 
 
 def _run(model: StreamingModel, frames: np.ndarray, mask: np.ndarray) -> list[np.ndarray]:
@@ -133,7 +136,7 @@ def test_mask_padding_content_is_ignored(case: Case) -> None:
 
 @pytest.fixture(scope="module")
 def exported(case: Case, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp(case.name) / f"{case.name}.onnx"
+    path = tmp_path_factory.mktemp(case.name) / f"{case.name}-{case.frontend.name}.onnx"
     report = export_onnx(case.model, _card(case), path)
     assert report.max_abs_diff <= 1e-4
     return path

@@ -44,8 +44,20 @@ def num(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.3f}"
 
 
-def _load(path: Path) -> dict[str, Any] | None:
-    return json.loads(path.read_text()) if path.exists() else None
+MULTI_FRONTEND = {"mca": "logmel"}
+"""Models that can read several front ends, with their default: their rows always name the front end."""
+
+
+def model_label(model: str, config: dict[str, Any] | None) -> str:
+    """``"damff"``; ``"mca (logmel)"`` or ``"mca (logmel_tonal)"`` for a model that reads several front ends."""
+    frontend = ((config or {}).get("model_kwargs") or {}).get("frontend") or MULTI_FRONTEND.get(model)
+    return f"{model} ({frontend})" if frontend else model
+
+
+def labels_in_order(labels: Any) -> list[str]:
+    """Every zoo model (on its default front end) and the given labels: zoo order, variants after each model."""
+    everything = {*labels, *(model_label(name, None) for name in ZOO)}
+    return sorted(everything, key=lambda lab: (ZOO.index(lab.split(" ")[0]), lab))
 
 
 def row_4q(label: str, cv: dict[str, Any], epochs: Any, command: str, bold: bool = False) -> str:
@@ -64,7 +76,7 @@ def table_4q(data: dict[str, Any]) -> list[str]:
         "| model | W-F1 | acc | W-P | W-R | V sign acc | A sign acc | epochs | command |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for name in ZOO:
+    for name in labels_in_order(data["cv"]):
         cv = data["cv"].get(name)
         if cv is None:
             lines.append(f"| {name} | not run (time) | | | | | | | |")
@@ -96,12 +108,13 @@ def _slim(cv: dict[str, Any]) -> dict[str, Any]:
 
 def collect() -> dict[str, Any]:
     data: dict[str, Any] = {"cv": {}, "gpu": {}, "emopia_cv": {}, "vgmidi_cv": {}}
+    for key, pattern in (("cv", "*_4q_cv.json"), ("emopia_cv", "*_emopia_cv.json"), ("vgmidi_cv", "*_vgmidi_cv.json")):
+        runs = {}
+        for path in CV_DIR.glob(pattern):  # mca_4q_cv.json, mca-tonal_4q_cv.json, ...
+            cv = _slim(json.loads(path.read_text()))
+            runs[model_label(cv["model"], cv.get("config"))] = cv
+        data[key] = {label: runs[label] for label in labels_in_order(runs) if label in runs}
     for name in ZOO:
-        for key, path in (("cv", f"{name}_4q_cv.json"), ("emopia_cv", f"{name}_emopia_cv.json"),
-                          ("vgmidi_cv", f"{name}_vgmidi_cv.json")):
-            cv = _load(CV_DIR / path)
-            if cv is not None:
-                data[key][name] = _slim(cv)
         for path in sorted(CV_DIR.glob(f"{name}_*_gpu_cv.json")):
             cv = _slim(json.loads(path.read_text()))
             data["gpu"][f"{name}_{cv['data']}"] = cv
@@ -127,7 +140,8 @@ def rows_4q_gpu(data: dict[str, Any]) -> list[str]:
     for cv in data["gpu"].values():
         if cv["data"] != "4q":
             continue
-        lines.append(row_4q(f"{cv['model']} ({_gpu_name(cv)} run)", cv, _epochs(cv), cv["run_command"]))
+        label = f"{model_label(cv['model'], cv.get('config'))} ({_gpu_name(cv)} run)"
+        lines.append(row_4q(label, cv, _epochs(cv), cv["run_command"]))
     return lines
 
 
@@ -140,8 +154,8 @@ def _reg_cells(pooled: dict[str, Any]) -> list[str]:
 def vgmidi_rows(data: dict[str, Any]) -> list[tuple[str, str, dict[str, Any], str, bool]]:
     """(row name, epochs, pooled regression metrics, command, trained with the current trainer) per VGMIDI result.
 
-    "Current" means after the log-mel std floor (``LOGMEL_MIN_STD``): zoo_bench parts tagged ``*floor`` and
-    ``emotrack train`` CV files; earlier parts and the H200 run predate it.
+    "Current" means after the log-mel std floor (``LOGMEL_MIN_STD``): zoo_bench parts tagged ``*floor`` or
+    ``*tonal`` and ``emotrack train`` CV files; earlier parts and the H200 run predate it.
     """
     rows = []
     for key, part in data.items():
@@ -149,12 +163,14 @@ def vgmidi_rows(data: dict[str, Any]) -> list[tuple[str, str, dict[str, Any], st
             continue
         for name, row in part["rows"].items():
             epochs = str(row.get("config", {}).get("epochs", "")) if "config" in row else ""
-            label = row_name(name) + (f" [{key}]" if key != "vgmidi_main" and "trained" in name else "")
-            rows.append((label, epochs, row["pooled"], part["command"], key.endswith("floor")))
+            model, _, rest = row_name(name).partition(" ")
+            label = f"{model_label(model, row.get('config'))} {rest}".strip()
+            label += f" [{key}]" if key != "vgmidi_main" and "trained" in name else ""
+            rows.append((label, epochs, row["pooled"], part["command"], key.endswith(("floor", "tonal"))))
     for cv in data["gpu"].values():
         if cv["data"] == "vgmidi":
-            rows.append((f"{cv['model']} (trained on VGMIDI, {_gpu_name(cv)} run)", _epochs(cv),
-                         cv["pooled_regression"], cv["run_command"], False))
+            label = f"{model_label(cv['model'], cv.get('config'))} (trained on VGMIDI, {_gpu_name(cv)} run)"
+            rows.append((label, _epochs(cv), cv["pooled_regression"], cv["run_command"], False))
     for name, cv in data["vgmidi_cv"].items():
         rows.append((f"{name} (trained on VGMIDI)", _epochs(cv), cv["datasets"]["vgmidi"]["pooled"], cv["command"],
                      True))
@@ -199,14 +215,14 @@ def table_summary(data: dict[str, Any]) -> list[str]:
     """One row per model: its headline number on each data set (the longest-trained run of each)."""
     best_vg: dict[str, tuple[tuple[bool, int], str, dict[str, Any]]] = {}
     for label, epochs, pooled, _, current in vgmidi_rows(data):
-        model = label.split(" ")[0]
-        if model in ZOO and "trained on VGMIDI" in label:
+        model = label.partition(" (trained")[0]
+        if model.split(" ")[0] in ZOO and "trained on VGMIDI" in label:
             rank = (current, int(str(epochs).split("-")[-1] or 0))  # current trainer first, then longest
             if model not in best_vg or rank > best_vg[model][0]:
                 best_vg[model] = (rank, epochs, pooled)
     lines = ["| model | 4Q W-F1 (epochs) | VGMIDI V CCC / A CCC, global (epochs) | EMOPIA val W-F1 (epochs) |",
              "|---|---|---|---|"]
-    for name in ZOO:
+    for name in labels_in_order([*data["cv"], *best_vg, *data["emopia_cv"]]):
         cv = data["cv"].get(name)
         q4 = f"{pct(cv['mean']['weighted_f1'])} ({cv['config']['epochs']})" if cv else "not run"
         vg = best_vg.get(name)

@@ -194,7 +194,8 @@ def _train_predict(model: str, clips: Sequence[Any], ex: Sequence[Any], train: n
     from emotrack.training.trainer import train as fit
 
     inner_tr, inner_va = holdout([clips[i] for i in train], frac=0.2, seed=cfg.seed)
-    card = ModelCard(name=model, version="0.0.0", frontend={"name": "logmel", "params": {}})
+    frontend = cfg.model_kwargs.get("frontend") or "logmel"
+    card = ModelCard(name=model, version="0.0.0", frontend={"name": frontend, "params": {}})
     res = fit([ex[i] for i in train[inner_tr]], [ex[i] for i in train[inner_va]], cfg, card, progress=False)
     preds = stream_predictions(torch_predictor(res.model), Normalizer.from_dict(res.card.normalization),
                                [ex[i] for i in test])
@@ -250,8 +251,11 @@ def run_vgmidi(args: argparse.Namespace) -> None:
     for model in args.models:
         cfg = _zoo_cfg(model, args.epochs, args.hparams)
 
-        def zoo_pred(train: np.ndarray, test: np.ndarray, cfg: Any = cfg, model: str = model) -> Any:
-            return _train_predict(model, clips, ex, train, test, cfg)
+        frontend = cfg.model_kwargs.get("frontend") or "logmel"  # e.g. mca on logmel_tonal
+        ex_model = ex if frontend == "logmel" else examples_for(clips, args.cache, frontend)
+
+        def zoo_pred(train: np.ndarray, test: np.ndarray, cfg: Any = cfg, model: str = model, ex_model=ex_model) -> Any:
+            return _train_predict(model, clips, ex_model, train, test, cfg)
 
         row = _regression_rows(clips, ex, folds, zoo_pred)
         row["config"] = {k: v for k, v in vars(cfg).items()}

@@ -69,11 +69,11 @@ class Normalizer:
         return ((frames - self.mean) / self.std).astype(np.float32, copy=False)
 
     @classmethod
-    def fit(cls, frames: np.ndarray, axes: tuple[int, ...], min_std: float = 1e-5) -> Normalizer:
+    def fit(cls, frames: np.ndarray, axes: tuple[int, ...], min_std: float | np.ndarray = 1e-5) -> Normalizer:
         """Statistics over ``axes`` of a stack of frames (e.g. all but the mel axis).
 
         ``min_std`` floors the scale, so a feature that barely varies in the training set is not blown up
-        by a huge factor at run time.
+        by a huge factor at run time; an array gives each feature its own floor.
         """
         mean = frames.mean(axis=axes, dtype=np.float64)
         std = frames.std(axis=axes, dtype=np.float64)

@@ -19,6 +19,8 @@ class StreamingModel(nn.Module):
     """Base class: ``forward(frames, mask) -> va`` (plus extra outputs via :meth:`outputs`)."""
 
     frontend: str = "logmel"
+    frontends: tuple[str, ...] = ()
+    """Other front ends the model can read (``frontend=`` keyword); empty: only :attr:`frontend`."""
     context_frames: int = 20
     extra_outputs: tuple[str, ...] = ()
 

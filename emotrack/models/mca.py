@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from emotrack.frontends.tonal import N_TONAL
 from emotrack.models.common import MultiScaleALSTM, StreamingModel
 
 CONTRAST_GROUPS = 8
@@ -83,9 +84,12 @@ class MCA(StreamingModel):
     ``[n_features]`` functional vector (:class:`~emotrack.frontends.smile.Smile260`), so it is projected
     directly and the log-mel patch statistics (and ``n_mels``, ``n_steps``, ``extended``) are unused.
     The name is then stored on the instance, so training and export see this model's front end.
+    ``frontend="logmel_tonal"`` (:class:`~emotrack.frontends.tonal.LogMelTonal`) appends the mean and
+    std over each patch of its chroma and key-clarity columns to the log-mel statistics.
     """
 
     frontend = "logmel"
+    frontends = ("logmel", "logmel_tonal", "smile260")
 
     def __init__(
         self,
@@ -102,13 +106,15 @@ class MCA(StreamingModel):
         n_features: int = 260,
     ):
         super().__init__()
-        if frontend not in (None, "logmel", "smile260"):
-            raise ValueError(f"MCA reads 'logmel' or 'smile260' frames, not {frontend!r}")
+        if frontend is not None and frontend not in self.frontends:
+            raise ValueError(f"MCA reads {', '.join(map(repr, self.frontends))} frames, not {frontend!r}")
         if frontend is not None:
             self.frontend = frontend
         self.extended = extended
         self.d = d
         n_stats = n_features if self.frontend == "smile260" else statistics_dim(n_steps, n_mels, extended)
+        if self.frontend == "logmel_tonal":
+            n_stats += 2 * N_TONAL
         self.project = nn.Sequential(nn.Linear(n_stats, d), nn.LayerNorm(d), nn.GELU(), nn.Dropout(dropout))
         self.head = MultiScaleALSTM(d, hidden, layers, dropout)
         self.pool = (
@@ -116,7 +122,14 @@ class MCA(StreamingModel):
         )
 
     def encode(self, frames: torch.Tensor) -> torch.Tensor:
-        stats = frames if self.frontend == "smile260" else patch_statistics(frames, self.extended)
+        if self.frontend == "smile260":
+            stats = frames
+        elif self.frontend == "logmel_tonal":
+            tonal = frames[..., -N_TONAL:]
+            spread = (tonal - tonal.mean(-2, keepdim=True)).pow(2).mean(-2).clamp_min(1e-8).sqrt()
+            stats = torch.cat([patch_statistics(frames[..., :-N_TONAL], self.extended), tonal.mean(-2), spread], -1)
+        else:
+            stats = patch_statistics(frames, self.extended)
         emb = self.project(stats)
         return emb if self.pool is None else torch.cat([emb, stats], dim=-1)
 

@@ -77,6 +77,7 @@ CARD_METRIC_KEYS = (
 REGRESSION_KEYS = tuple(f"{d}_{m}" for d in ("valence", "arousal") for m in ("ccc", "pcc", "rmse"))
 FRONTEND_TEXT = {
     "logmel": "log-mel frames",
+    "logmel_tonal": "log-mel frames with chroma and major/minor key clarity",
     "wave": "raw 16 kHz audio",
     "smile260": "openSMILE ComParE LLD + delta mean/std (Smile-260) frames",
 }
@@ -348,6 +349,12 @@ def _config(opts: argparse.Namespace) -> TrainConfig:
         raise ConfigError(f"unknown hyperparameters {sorted(unknown)} (known: {sorted(known)})")
     for k, v in extra.items():
         setattr(cfg, k, v)
+    if getattr(opts, "frontend", None):
+        cls = MODELS[opts.model]
+        if opts.frontend not in (cls.frontends or (cls.frontend,)):
+            raise ConfigError(f"{opts.model} cannot read {opts.frontend!r} frames "
+                              f"(it reads: {', '.join(cls.frontends or (cls.frontend,))})")
+        cfg.model_kwargs = {**cfg.model_kwargs, "frontend": opts.frontend}
     try:
         resolve_device(cfg.device)
     except ValueError as exc:

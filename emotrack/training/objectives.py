@@ -21,10 +21,12 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from emotrack.frontends.tonal import N_TONAL
 from emotrack.models.dsaml import diagonal_attention_loss
 
 __all__ = [
-    "AUX_WEIGHTS", "apply_gain", "auxiliary_loss", "describe", "model_frontend", "quadrant_ids", "uses_freq_mask",
+    "AUX_WEIGHTS", "apply_gain", "auxiliary_loss", "describe", "mel_columns", "model_frontend", "quadrant_ids",
+    "uses_freq_mask",
 ]
 
 AUX_WEIGHTS: dict[str, float] = {"quadrant_logits": 0.3, "attn": 1.0}
@@ -53,12 +55,19 @@ def apply_gain(frames: torch.Tensor, gain: float, frontend: str) -> torch.Tensor
         return frames * math.exp(gain / 2.0)
     if frontend == "smile260":  # functionals of many descriptors: a gain is no simple offset there
         return frames
+    if frontend == "logmel_tonal":  # chroma and key clarity are level-free: offset the mel columns only
+        return torch.cat([frames[..., :-N_TONAL] + gain, frames[..., -N_TONAL:]], dim=-1)
     return frames + gain
 
 
 def uses_freq_mask(frontend: str) -> bool:
     """Frequency masking only makes sense on a spectral (mel-band) axis, not on raw samples or functionals."""
-    return frontend == "logmel"
+    return frontend in ("logmel", "logmel_tonal")
+
+
+def mel_columns(frontend: str, n_columns: int) -> int:
+    """How many leading columns of a frame row are mel bands (the axis frequency masking may cut)."""
+    return n_columns - N_TONAL if frontend == "logmel_tonal" else n_columns
 
 
 def quadrant_ids(signs: torch.Tensor) -> torch.Tensor:

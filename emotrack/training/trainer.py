@@ -41,12 +41,13 @@ from tqdm import tqdm
 
 from emotrack.export.metadata import ModelCard
 from emotrack.frontends import Normalizer
+from emotrack.frontends.tonal import N_TONAL
 from emotrack.models import build_model
 from emotrack.models.common import StreamingModel
 from emotrack.training.checkpoint import save_checkpoint
 from emotrack.training.losses import continuous_loss, sign_loss
 from emotrack.training.metrics import classification_metrics, clip_quadrant, regression_metrics
-from emotrack.training.objectives import apply_gain, auxiliary_loss, uses_freq_mask
+from emotrack.training.objectives import apply_gain, auxiliary_loss, mel_columns, uses_freq_mask
 
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -107,8 +108,8 @@ class TrainConfig:
     """Hyperparameters of one run (stored in checkpoints and the model card).
 
     Defaults are the configuration selected on the inner validation splits of the 4Q CV
-    (``bench/accuracy/mca_4q_cv.md``): EMA weights, epoch chosen by the 3-epoch smoothed validation
-    score, no early stopping (``patience`` None), frequency masking.
+    (``bench/accuracy/mca_4q_cv.md``, configurations table): EMA weights, epoch chosen by the 3-epoch
+    smoothed validation score, no early stopping (``patience`` None), frequency masking.
 
     ``hops_per_clip`` subsamples the hops (contexts) used per clip and epoch: neighbouring 10 s
     contexts overlap by 95 % and share a static label, so a random subset per epoch costs a third of
@@ -175,13 +176,18 @@ band's std above 2, so the floor leaves them unchanged.
 
 
 def fit_normalizer(examples: Sequence[Example], frontend: str = "logmel") -> Normalizer:
-    """Training-set statistics: per mel band (log-mel, std floored at :data:`LOGMEL_MIN_STD`), per
-    feature (Smile-260, z-normalised as in the MCA paper) or one scalar (raw waveform)."""
+    """Training-set statistics: per mel band (log-mel, std floored at :data:`LOGMEL_MIN_STD`; also per
+    tonal column for ``logmel_tonal``), per feature (Smile-260, z-normalised as in the MCA paper) or one
+    scalar (raw waveform)."""
     frames = np.concatenate([e.frames for e in examples])
     if frontend == "smile260":
         return Normalizer.fit(frames, axes=(0,))
     if frontend == "logmel":
         return Normalizer.fit(frames, axes=(0, 1), min_std=LOGMEL_MIN_STD)
+    if frontend == "logmel_tonal":  # the floor is in log-mel units; chroma and clarities get a tiny one
+        floors = np.full(frames.shape[-1], 1e-3)
+        floors[:-N_TONAL] = LOGMEL_MIN_STD
+        return Normalizer.fit(frames, axes=(0, 1), min_std=floors)
     return Normalizer.fit(frames, axes=(0, 1))
 
 
@@ -265,7 +271,7 @@ def _batch_loss(
         frames = (frames - mean) / std
         if cfg.freq_mask and uses_freq_mask(model.frontend) and rng.random() < cfg.freq_mask_p:
             width = int(rng.integers(1, cfg.freq_mask + 1))
-            lo = int(rng.integers(0, frames.shape[-1] - width + 1))
+            lo = int(rng.integers(0, mel_columns(model.frontend, frames.shape[-1]) - width + 1))
             frames[..., lo : lo + width] = 0.0
         clips.append(frames)
         t = torch.from_numpy(np.array(targets[crop:], np.float32)).to(dev)
