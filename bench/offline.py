@@ -43,6 +43,7 @@ def main() -> None:
     ap.add_argument("--clips", type=int, default=80, help="number of 4Q clips (round-robin over Q1..Q4)")
     ap.add_argument("--procs", nargs="+", type=int, default=[1, 2])
     ap.add_argument("--model", default="mca")
+    ap.add_argument("--name", default="offline", help="result file bench/results/<name>.json")
     ap.add_argument("--threads", type=int, default=1, help="ORT threads per process")
     ap.add_argument("--provider", default="cpu", choices=["cpu", "cuda", "auto"])
     args = ap.parse_args()
@@ -56,7 +57,7 @@ def main() -> None:
         rows.append(r)
         print(f"{n} proc(s): {audio_s:.0f} s audio in {r['wall_s']} s -> {r['realtime_factor']}x real time "
               f"({r['csv_written']} CSVs)", flush=True)
-    save("offline", {"model": args.model, "clips": len(clips), "clip_set": "4Q (/work/shared/data/4q) mp3 clips, "
+    save(args.name, {"model": args.model, "clips": len(clips), "clip_set": "4Q (/work/shared/data/4q) mp3 clips, "
                      "first N round-robin over Q1..Q4 sorted by name", "runs": rows}, provider=args.provider)
 
 

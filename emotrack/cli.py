@@ -138,7 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="also train the final model on all clips except EMOPIA val (default: yes)")
     tr.add_argument("--export", type=Path, help="export the final model to this .onnx path")
     tr.add_argument("--frontend", help="front end, for models that can read several: mca reads logmel (default), "
-                    "logmel_tonal (log-mel + chroma and key clarity) or smile260 (openSMILE extra)")
+                    "logmel_tonal (log-mel + chroma and key clarity), musicnn (pretrained embeddings) or smile260 "
+                    "(openSMILE extra)")
     tr.add_argument("--hparams", help="JSON overriding training settings (TrainConfig fields), e.g. '{\"lr\": 1e-3}'")
     tr.add_argument("--resume", action="store_true", help="continue interrupted runs from their checkpoints")
     tr.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",

@@ -31,7 +31,11 @@ from emotrack.models.common import StreamingModel
 from emotrack.models.registry import ARCHITECTURES, EXTRA_OUTPUTS
 
 ZOO = sorted(MODELS)
-VARIANTS = {**{name: (name, {}) for name in ZOO}, "mca-tonal": ("mca", {"frontend": "logmel_tonal"})}
+VARIANTS = {
+    **{name: (name, {}) for name in ZOO},
+    "mca-tonal": ("mca", {"frontend": "logmel_tonal"}),
+    "mca-musicnn": ("mca", {"frontend": "musicnn"}),
+}
 """Test cases: every zoo model with its default front end, plus front-end variants a model supports."""
 EXCERPT_S = 20.0  # seconds of the example used for the torch checks (keeps CI fast)
 CHANGE_AFTER = 23  # hop k: audio from the end of hop k on is replaced by noise

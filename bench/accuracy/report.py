@@ -154,8 +154,8 @@ def _reg_cells(pooled: dict[str, Any]) -> list[str]:
 def vgmidi_rows(data: dict[str, Any]) -> list[tuple[str, str, dict[str, Any], str, bool]]:
     """(row name, epochs, pooled regression metrics, command, trained with the current trainer) per VGMIDI result.
 
-    "Current" means after the log-mel std floor (``LOGMEL_MIN_STD``): zoo_bench parts tagged ``*floor`` or
-    ``*tonal`` and ``emotrack train`` CV files; earlier parts and the H200 run predate it.
+    "Current" means after the log-mel std floor (``LOGMEL_MIN_STD``): zoo_bench parts tagged ``*floor``, ``*tonal``
+    or ``*musicnn`` and ``emotrack train`` CV files; earlier parts and the H200 run predate it.
     """
     rows = []
     for key, part in data.items():
@@ -166,7 +166,7 @@ def vgmidi_rows(data: dict[str, Any]) -> list[tuple[str, str, dict[str, Any], st
             model, _, rest = row_name(name).partition(" ")
             label = f"{model_label(model, row.get('config'))} {rest}".strip()
             label += f" [{key}]" if key != "vgmidi_main" and "trained" in name else ""
-            rows.append((label, epochs, row["pooled"], part["command"], key.endswith(("floor", "tonal"))))
+            rows.append((label, epochs, row["pooled"], part["command"], key.endswith(("floor", "tonal", "musicnn"))))
     for cv in data["gpu"].values():
         if cv["data"] == "vgmidi":
             label = f"{model_label(cv['model'], cv.get('config'))} (trained on VGMIDI, {_gpu_name(cv)} run)"

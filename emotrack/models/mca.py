@@ -17,8 +17,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from emotrack.frontends.musicnn import LAYERS as MUSICNN_LAYERS
 from emotrack.frontends.tonal import N_TONAL
 from emotrack.models.common import MultiScaleALSTM, StreamingModel
+
+VECTOR_FRONTENDS = {"smile260": 260, "musicnn": MUSICNN_LAYERS["penultimate"]}
+"""Front ends whose frame is already one feature vector, with its default width."""
 
 CONTRAST_GROUPS = 8
 """Sub-bands (of 8 mel bands each for 64 mels) for the spectral-contrast statistics."""
@@ -84,12 +88,14 @@ class MCA(StreamingModel):
     ``[n_features]`` functional vector (:class:`~emotrack.frontends.smile.Smile260`), so it is projected
     directly and the log-mel patch statistics (and ``n_mels``, ``n_steps``, ``extended``) are unused.
     The name is then stored on the instance, so training and export see this model's front end.
+    ``frontend="musicnn"`` (:class:`~emotrack.frontends.musicnn.Musicnn`) reads pretrained embeddings the
+    same way (``n_features`` = the width of the chosen musicnn layer).
     ``frontend="logmel_tonal"`` (:class:`~emotrack.frontends.tonal.LogMelTonal`) appends the mean and
     std over each patch of its chroma and key-clarity columns to the log-mel statistics.
     """
 
     frontend = "logmel"
-    frontends = ("logmel", "logmel_tonal", "smile260")
+    frontends = ("logmel", "logmel_tonal", "smile260", "musicnn")
 
     def __init__(
         self,
@@ -103,7 +109,7 @@ class MCA(StreamingModel):
         pool_stats: bool = False,
         pool_dropout: float = 0.1,
         frontend: str | None = None,
-        n_features: int = 260,
+        n_features: int | None = None,
     ):
         super().__init__()
         if frontend is not None and frontend not in self.frontends:
@@ -112,7 +118,10 @@ class MCA(StreamingModel):
             self.frontend = frontend
         self.extended = extended
         self.d = d
-        n_stats = n_features if self.frontend == "smile260" else statistics_dim(n_steps, n_mels, extended)
+        if self.frontend in VECTOR_FRONTENDS:
+            n_stats = int(n_features or VECTOR_FRONTENDS[self.frontend])
+        else:
+            n_stats = statistics_dim(n_steps, n_mels, extended)
         if self.frontend == "logmel_tonal":
             n_stats += 2 * N_TONAL
         self.project = nn.Sequential(nn.Linear(n_stats, d), nn.LayerNorm(d), nn.GELU(), nn.Dropout(dropout))
@@ -122,7 +131,7 @@ class MCA(StreamingModel):
         )
 
     def encode(self, frames: torch.Tensor) -> torch.Tensor:
-        if self.frontend == "smile260":
+        if self.frontend in VECTOR_FRONTENDS:
             stats = frames
         elif self.frontend == "logmel_tonal":
             tonal = frames[..., -N_TONAL:]

@@ -80,6 +80,7 @@ FRONTEND_TEXT = {
     "logmel_tonal": "log-mel frames with chroma and major/minor key clarity",
     "wave": "raw 16 kHz audio",
     "smile260": "openSMILE ComParE LLD + delta mean/std (Smile-260) frames",
+    "musicnn": "pretrained musicnn (Million Song Dataset tagger) embeddings of the newest 3 s",
 }
 DATA_TEXT = {
     "4q": "4Q audio clips (Panda et al. 2018)",
@@ -101,10 +102,17 @@ def architecture_text(model: str, kwargs: dict[str, Any]) -> str:
 
     p = {k: v.default for k, v in inspect.signature(MCA.__init__).parameters.items() if k != "self"}
     p.update(kwargs)
+    frame = {
+        "musicnn": "each 0.5 s hop's pretrained musicnn embedding of the newest 3 s (200 values)",
+        "smile260": "each 0.5 s hop's Smile-260 functionals (260 values)",
+    }.get(p.get("frontend") or "logmel")
+    if frame is None:
+        tonal = " (+ mean/std of its chroma and key-clarity columns)" if p.get("frontend") == "logmel_tonal" else ""
+        frame = ("each 0.5 s log-mel patch [25x64] -> in-graph per-band mean/std/|delta|/max/min, onset envelope, "
+                 f"sub-band spectral contrast and loudness-envelope statistics{tonal}")
     return (
-        "MCA-C (Ma et al., ACM MM 2017; causal joint V/A variant): each 0.5 s log-mel patch [25x64] -> in-graph "
-        "per-band mean/std/|delta|/max/min, onset envelope, sub-band spectral contrast and loudness-envelope "
-        f"statistics -> linear+LayerNorm+GELU (d={p['d']}); three {p['layers']}-layer attention-LSTMs "
+        f"MCA-C (Ma et al., ACM MM 2017; causal joint V/A variant): {frame} "
+        f"-> linear+LayerNorm+GELU (d={p['d']}); three {p['layers']}-layer attention-LSTMs "
         f"(hidden {p['hidden']}) over the newest 5/10/20 frames (2.5/5/10 s); per-output multi-scale attention "
         "fusion; va = tanh(logits)"
     )

@@ -177,10 +177,10 @@ band's std above 2, so the floor leaves them unchanged.
 
 def fit_normalizer(examples: Sequence[Example], frontend: str = "logmel") -> Normalizer:
     """Training-set statistics: per mel band (log-mel, std floored at :data:`LOGMEL_MIN_STD`; also per
-    tonal column for ``logmel_tonal``), per feature (Smile-260, z-normalised as in the MCA paper) or one
-    scalar (raw waveform)."""
+    tonal column for ``logmel_tonal``), per feature (Smile-260, z-normalised as in the MCA paper; musicnn
+    embeddings) or one scalar (raw waveform)."""
     frames = np.concatenate([e.frames for e in examples])
-    if frontend == "smile260":
+    if frontend in ("smile260", "musicnn"):
         return Normalizer.fit(frames, axes=(0,))
     if frontend == "logmel":
         return Normalizer.fit(frames, axes=(0, 1), min_std=LOGMEL_MIN_STD)
