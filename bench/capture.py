@@ -35,6 +35,7 @@ def main() -> None:
     ap.add_argument("--latencies", nargs="+", default=["low", "high"])
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--sink", default="emotrack_sink")
+    ap.add_argument("--name", default="capture", help="result file bench/results/<name>.json")
     args = ap.parse_args()
 
     # the daemon must run before sounddevice is imported (PortAudio enumerates devices at import)
@@ -94,7 +95,7 @@ def main() -> None:
                   f"{ms['capture']['p50']:6.1f} p99 {ms['capture']['p99']:6.1f} | cb->ws arrival p50 "
                   f"{ms['audio_to_ws_arrival']['p50']:6.1f} p99 {ms['audio_to_ws_arrival']['p99']:6.1f} "
                   f"late {s['late_hops']} overflows {info['input_overflows']}", flush=True)
-    save("capture", {"model": args.model, "threads": args.threads, "seconds_per_setting": args.seconds,
+    save(args.name, {"model": args.model, "threads": args.threads, "seconds_per_setting": args.seconds,
                      "device": "ALSA 'pulse' <- PulseAudio null sink monitor (44.1 kHz stereo), paplay'd 4Q music",
                      "runs": rows}, provider=args.provider)
 

@@ -87,14 +87,16 @@ def main() -> None:
                   "(20 ms file-block quantisation + streaming resampler delay + thread wake-up).", ""]
     extra = _load("latency_musicnn")
     if extra:
-        lines += ["### 1b. mca-musicnn, in a run of its own", "", _machine(extra), "",
+        lines += ["### 1b. mca-musicnn (the default model), in a run of its own", "", _machine(extra), "",
                   f"{extra['seconds_per_stream']:.0f} s of audio per stream; load before the run "
-                  f"{extra['loadavg_before']}. Run apart from section 1 so its ~60 ms front end does not queue the "
+                  f"{extra['loadavg_before']}. Run apart from section 1 so its ~50 ms front end does not queue the "
                   "other streams.", "", *LATENCY_HEADER, *_latency_rows(extra), ""]
-    cap = _load("capture")
-    if cap:
-        lines += ["## 2. Capture path (paplay -> PulseAudio null sink -> CaptureSource -> OSC/WS)", "", _machine(cap),
-                  "", cap["device"] + f"; {cap['seconds_per_setting']:.0f} s per setting.", "",
+    caps = [c for c in (_load("capture"), _load("capture_musicnn")) if c]
+    if caps:
+        lines += ["## 2. Capture path (paplay -> PulseAudio null sink -> CaptureSource -> OSC/WS)", ""]
+    for cap in caps:
+        lines += [_machine(cap), "", f"model {cap['model']}, {cap['threads']} ORT thread(s). " + cap["device"]
+                  + f"; {cap['seconds_per_setting']:.0f} s per setting.", "",
                   "| blocksize | latency | PA input latency | first callback s | capture (cb->hop ready) | "
                   "processing | cb->OSC arrival | cb->WS arrival | late | overflows |", "|" + "---|" * 10]
         for r in cap["runs"]:
@@ -107,22 +109,20 @@ def main() -> None:
                          f"{_p(ms['audio_to_osc_arrival'])} | {_p(ms['audio_to_ws_arrival'])} | {r['late_hops']} | "
                          f"{r['input_overflows']} |")
         lines.append("")
-    off = _load("offline")
-    if off:
-        lines += ["## 3. Offline speed (`emotrack analyze`)", "", _machine(off), "",
-                  f"model {off['model']}, {off['clips']} clips ({off['clip_set']}).", "",
+    offs = [o for o in (_load("offline"), _load("offline_musicnn"), _load("offline_musicnn_t2")) if o]
+    if offs:
+        lines += ["## 3. Offline speed (`emotrack analyze`)", ""]
+    for off in offs:
+        lines += [_machine(off), "", f"model {off['model']}, {off['clips']} clips ({off['clip_set']}), "
+                  f"{off['runs'][0].get('threads_per_proc', 1)} ORT thread(s) per process.", "",
                   "| processes | audio s | wall s | real-time factor |", "|---|---|---|---|"]
         lines += [f"| {r['procs']} | {r['audio_s']} | {r['wall_s']} | {r['realtime_factor']}x |" for r in off["runs"]]
         lines.append("")
-    off = _load("offline_musicnn")
-    if off:
-        lines += [_machine(off), "", f"model {off['model']}, the first {off['clips']} clips of the same set.", "",
-                  "| processes | audio s | wall s | real-time factor |", "|---|---|---|---|"]
-        lines += [f"| {r['procs']} | {r['audio_s']} | {r['wall_s']} | {r['realtime_factor']}x |" for r in off["runs"]]
-        lines.append("")
-    st = _load("streams")
-    if st:
-        lines += ["## 4. Many streams in one process", "", _machine(st), "",
+    sts = [t for t in (_load("streams"), _load("streams_musicnn")) if t]
+    if sts:
+        lines += ["## 4. Many streams in one process", ""]
+    for st in sts:
+        lines += [_machine(st), "",
                   f"model {st['model']}, {st['threads']} ORT thread(s), {st['seconds_per_point']:.0f} s per point; "
                   f"max sustained (p99 < 500 ms, no late hop) among counts tried: "
                   f"{st['max_sustained_streams_tested']}.", "",

@@ -94,6 +94,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seconds", type=float, default=15.0, help="real-time seconds per (mode, N)")
     ap.add_argument("--provider", default="cpu", choices=["cpu", "cuda", "auto"])
+    ap.add_argument("--name", default="streams", help="result file bench/results/<name>.json")
     args = ap.parse_args()
     runner = ModelRunner(args.model, provider=args.provider, threads=args.threads)
     audio = long_audio(60)
@@ -107,7 +108,7 @@ def main() -> None:
             if not r["sustained"]:
                 break
     best = {m: max([r["streams"] for r in rows if r["mode"] == m and r["sustained"]], default=0) for m in args.modes}
-    save("streams", {"model": args.model, "threads": args.threads, "seconds_per_point": args.seconds,
+    save(args.name, {"model": args.model, "threads": args.threads, "seconds_per_point": args.seconds,
                      "max_sustained_streams_tested": best, "runs": rows}, provider=args.provider)
 
 

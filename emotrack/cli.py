@@ -37,7 +37,8 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                    "(default: the bundled default model)")
     g.add_argument("--provider", choices=("auto", "cpu", "cuda"), default="auto",
                    help="ONNX Runtime provider: auto uses CUDA only when it really loads (default: auto)")
-    g.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads (default: 1)")
+    g.add_argument("--threads", type=int, default=1,
+                   help="ONNX Runtime intra-op threads for the model and its musicnn network, if any (default: 1)")
 
 
 def _add_smoothing_options(p: argparse.ArgumentParser) -> None:
@@ -275,7 +276,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
     from emotrack.inference import DEFAULT_MODEL, ModelRunner, bundled_models
 
     cards = []
-    for name in bundled_models():
+    for name in sorted(bundled_models(), key=lambda n: n != DEFAULT_MODEL):  # the default first
         runner = ModelRunner(name, provider="cpu")
         card = runner.card.summary()
         card["default"] = name == DEFAULT_MODEL

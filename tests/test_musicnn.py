@@ -82,3 +82,29 @@ def test_missing_or_corrupt_network_is_a_model_error(tmp_path, monkeypatch):
     for name in ("broken", "gone"):
         with pytest.raises(ModelError, match="cannot load the musicnn network"):
             Musicnn(weights=name)
+
+
+def test_network_follows_the_model_runtime_settings(example_16k):
+    """``--threads`` reaches the musicnn network too, and more threads give the same embedding."""
+    from emotrack.inference import ModelRunner
+
+    runner = ModelRunner("mca-musicnn", provider="cpu", threads=2)
+    assert runner.frontend.session.get_session_options().intra_op_num_threads == 2
+    one = Musicnn()
+    assert one.session.get_session_options().intra_op_num_threads == 1
+    y = example_16k[: 8000 * 8]
+    assert np.allclose(runner.frontend.process_signal(y), one.process_signal(y), atol=1e-5)
+
+
+def test_copies_share_the_network_but_not_the_audio_history(example_16k):
+    """Many streams in one process: each copy keeps its own 3 s window and reuses the one session."""
+    import copy
+
+    fe = Musicnn()
+    first = fe.process(example_16k[:8000])
+    twin = copy.deepcopy(fe)
+    assert twin.session is fe.session
+    twin.process(np.zeros(8000, np.float32))
+    assert np.array_equal(fe._buf[-8000:], example_16k[:8000])
+    fe.reset()
+    assert np.array_equal(fe.process(example_16k[:8000]), first)

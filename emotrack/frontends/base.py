@@ -40,6 +40,13 @@ class FrontEnd(ABC):
     def process(self, hop: np.ndarray) -> np.ndarray:
         """Return the frame for the next ``hop_length`` samples."""
 
+    def use_runtime(self, provider: str, threads: int) -> None:
+        """Run on the model's ONNX Runtime provider (``cpu``/``cuda``) and thread count.
+
+        Only front ends that run a network of their own (musicnn) have anything to change.
+        """
+        return None
+
     def process_signal(self, signal: np.ndarray) -> np.ndarray:
         """Frames for a whole signal, hop by hop from a fresh state: ``(n_hops, *frame_shape)``.
 

@@ -16,6 +16,7 @@ by at most half a frame, which a network trained on random 3 s crops does not no
 
 from __future__ import annotations
 
+import copy
 from functools import cache
 from typing import Any
 
@@ -43,16 +44,26 @@ N_FRAMES = 187
 
 
 @cache
-def load_network(weights: str) -> ort.InferenceSession:
-    """The converted network as an ONNX Runtime session (CPU, one thread), shared by every front end in
-    the process: sessions are safe to run from several threads, and each holds the 3 MB of weights."""
+def load_network(weights: str, threads: int = 1, provider: str = "cpu") -> ort.InferenceSession:
+    """The converted network as an ONNX Runtime session, shared by every front end in the process that
+    asks for the same settings: sessions are safe to run from several threads.
+
+    ``provider="cuda"`` puts it on the GPU when ONNX Runtime really can (else it stays on the CPU);
+    ``threads`` is the CPU intra-op thread count, as for the model it feeds.
+    """
     opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
+    opts.intra_op_num_threads = int(threads)
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
+    if threads > 1:
+        # as for the models: spinning workers would burn the core the audio thread needs between hops
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    providers = ["CPUExecutionProvider"]
+    if provider == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
+        providers.insert(0, "CUDAExecutionProvider")
     path = WEIGHTS[weights]
     try:
-        return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(str(path), sess_options=opts, providers=providers)
     except Exception as exc:  # ORT raises its own NoSuchFile/InvalidProtobuf/... types
         raise ModelError(f"cannot load the musicnn network {path}: {str(exc).splitlines()[0]}") from None
 
@@ -84,8 +95,8 @@ class Musicnn(FrontEnd):
 
     Notes
     -----
-    Cost: one network run on a 3 s window per hop (about 2.6 GFLOP), tens of milliseconds of one CPU
-    core (``bench/results/side_by_side.md``).
+    Cost: one network run on a 3 s window per hop (about 2.7 GFLOP), tens of milliseconds of one CPU
+    core (``bench/results/side_by_side.md``); :meth:`use_runtime` gives it more threads or the GPU.
     """
 
     name = "musicnn"
@@ -115,6 +126,15 @@ class Musicnn(FrontEnd):
 
     def reset(self) -> None:
         self._buf[:] = 0.0
+
+    def use_runtime(self, provider: str, threads: int) -> None:
+        self.session = load_network(self.weights, threads, provider)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Musicnn:
+        """A copy with its own audio history and the same (stateless, thread-safe) network session."""
+        clone = copy.copy(self)
+        clone._buf = self._buf.copy()
+        return clone
 
     def process(self, hop: np.ndarray) -> np.ndarray:
         hop = np.asarray(hop, np.float32)
