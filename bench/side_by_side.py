@@ -27,8 +27,8 @@ import torch
 from bench.common import long_audio, pct, save
 from emotrack import HOP_SECONDS
 from emotrack.frontends import make_frontend
-from emotrack.inference import _session_options
 from emotrack.models.registry import MODELS, build_model
+from emotrack.sessions import session_options
 
 
 def _time(fn, n: int) -> list[float]:
@@ -64,7 +64,7 @@ def model_pair(name: str, threads: int, iters: int, provider: str, tmp: Path) ->
                           input_names=["frames", "mask"], opset_version=17, dynamo=False,
                           dynamic_axes={"frames": {0: "batch"}, "mask": {0: "batch"}})
     providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if provider == "cuda" else ["CPUExecutionProvider"]
-    sess = ort.InferenceSession(str(path), sess_options=_session_options(threads), providers=providers)
+    sess = ort.InferenceSession(str(path), sess_options=session_options(threads), providers=providers)
     feeds = {"frames": frames, "mask": mask}
     tf, tm = torch.from_numpy(frames), torch.from_numpy(mask)
     torch.set_num_threads(threads)

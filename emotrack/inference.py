@@ -18,6 +18,7 @@ from emotrack.assets import MODEL_DIR
 from emotrack.errors import ModelError
 from emotrack.export.metadata import INPUT_FRAMES, INPUT_MASK, OUTPUT_VA, ModelCard
 from emotrack.frontends import FrontEnd, Normalizer, make_frontend
+from emotrack.sessions import execution_providers, session_options
 
 __all__ = ["MODEL_DIR", "DEFAULT_MODEL", "ModelRunner", "bundled_models", "resolve_model"]
 
@@ -48,24 +49,9 @@ def resolve_model(model: str | os.PathLike[str] | None) -> Path:
     return models[str(model)]
 
 
-def _session_options(threads: int) -> ort.SessionOptions:
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.log_severity_level = 3
-    if threads > 1:
-        # spinning workers burn the core the audio thread needs between 0.5 s hops
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return opts
-
-
 def _create_session(path: Path, provider: str, threads: int) -> ort.InferenceSession:
-    wanted = ["CPUExecutionProvider"]
-    if provider in ("auto", "cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
-        wanted.insert(0, "CUDAExecutionProvider")
-    opts = _session_options(threads)
+    wanted = execution_providers(provider)
+    opts = session_options(threads)
     if wanted[0] == "CUDAExecutionProvider":
         # A CUDA provider that cannot load logs an error and falls back; keep that out of the terminal.
         opts.log_severity_level = 4

@@ -27,6 +27,7 @@ from emotrack.assets import ASSETS
 from emotrack.errors import ModelError
 from emotrack.frontends.base import FrontEnd
 from emotrack.frontends.logmel import mel_filterbank
+from emotrack.sessions import execution_providers, session_options
 
 WEIGHTS = {"msd": ASSETS / "frontends" / "musicnn_msd.onnx"}
 """Converted checkpoints by name: ``msd`` is musicnn's ``MSD_musicnn`` (50 Million Song Dataset tags)."""
@@ -48,22 +49,13 @@ def load_network(weights: str, threads: int = 1, provider: str = "cpu") -> ort.I
     """The converted network as an ONNX Runtime session, shared by every front end in the process that
     asks for the same settings: sessions are safe to run from several threads.
 
-    ``provider="cuda"`` puts it on the GPU when ONNX Runtime really can (else it stays on the CPU);
-    ``threads`` is the CPU intra-op thread count, as for the model it feeds.
+    ``provider`` and ``threads`` are the model's, with the same session settings
+    (:mod:`emotrack.sessions`); CUDA falls back to the CPU where it cannot load.
     """
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = int(threads)
-    opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3
-    if threads > 1:
-        # as for the models: spinning workers would burn the core the audio thread needs between hops
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    providers = ["CPUExecutionProvider"]
-    if provider == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
-        providers.insert(0, "CUDAExecutionProvider")
     path = WEIGHTS[weights]
     try:
-        return ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+        return ort.InferenceSession(str(path), sess_options=session_options(threads),
+                                    providers=execution_providers(provider))
     except Exception as exc:  # ORT raises its own NoSuchFile/InvalidProtobuf/... types
         raise ModelError(f"cannot load the musicnn network {path}: {str(exc).splitlines()[0]}") from None
 
