@@ -1,8 +1,9 @@
 """Many streams in one process at the real cadence: N Trackers fed the same paced audio (worst case: every
 stream's hop completes at the same instant), each with its own resampler, front end, context and smoother.
 
-Modes: ``serial`` - one ONNX Runtime call per stream per hop (what N ``Tracker`` objects do today);
-``batched`` - front ends per stream, then ONE ``ModelRunner.run`` on ``[N, 20, ...]`` per hop boundary.
+Modes: ``serial`` - N ``Tracker`` objects, two ONNX Runtime calls (front-end network, model) per stream per hop;
+``batched`` - one :class:`emotrack.realtime.streams.MultiTracker`: ONE front-end call (``FrontEnd.process_many``)
+and ONE model call on ``[N, 20, ...]`` per hop boundary.
 Per-hop latency of stream k = time its result is ready minus the audio time of the hop's last sample, so it
 includes waiting for streams processed before it. Sustained = p99 of that < hop (500 ms) and no late hop.
 
@@ -18,20 +19,11 @@ import time
 import numpy as np
 
 from bench.common import long_audio, pct, save
-from emotrack.export.metadata import OUTPUT_VA
 from emotrack.inference import DEFAULT_MODEL, ModelRunner
 from emotrack.realtime.smoothing import make_smoother
 from emotrack.realtime.sources import FileSource
+from emotrack.realtime.streams import MultiTracker
 from emotrack.realtime.tracker import Tracker
-
-
-class FeatureTracker(Tracker):
-    """A Tracker whose hop stops after the front end and context push (the model runs batched outside)."""
-
-    def _run_hop(self, t_audio: float):  # type: ignore[override]
-        t_ready = self.clock()
-        self._context.push(self.runner.normalizer(self.frontend.process(self._hop)))
-        return (self, t_audio, t_ready)
 
 
 def make_trackers(runner: ModelRunner, n: int, rate: int, cls: type[Tracker]) -> list[Tracker]:
@@ -46,8 +38,8 @@ def make_trackers(runner: ModelRunner, n: int, rate: int, cls: type[Tracker]) ->
 
 def run(runner: ModelRunner, audio, n: int, mode: str, seconds: float) -> dict:
     src = FileSource(audio, realtime=True, loop=True)
-    cls = FeatureTracker if mode == "batched" else Tracker
-    trackers = make_trackers(runner, n, src.sample_rate, cls)
+    trackers = make_trackers(runner, n, src.sample_rate, Tracker) if mode == "serial" else []
+    multi = MultiTracker(runner, [src.sample_rate] * n, [make_smoother("ema") for _ in range(n)])
     lat, per_boundary = [], []
     deadline = time.perf_counter() + seconds
     busy = 0.0
@@ -61,15 +53,9 @@ def run(runner: ModelRunner, audio, n: int, mode: str, seconds: float) -> dict:
                     done.append((r.t_audio, time.perf_counter()))
             lat += [1e3 * (b - a) for a, b in done]
         else:
-            pending = [p for tr in trackers for p in tr.process(block, t_last)]
-            if pending:
-                frames = np.concatenate([p[0]._context.frames for p in pending])
-                mask = np.concatenate([p[0]._context.mask for p in pending])
-                va = runner.run(frames, mask)[OUTPUT_VA]
-                for (tr, t_audio, _), (v, a) in zip(pending, va, strict=True):
-                    tr.smoother.process(float(v), float(a))
-                    tr.seq += 1
-                    lat.append(1e3 * (time.perf_counter() - t_audio))
+            results = [r for stream in multi.process([block] * n, t_last) for r in stream]
+            t_done = time.perf_counter()
+            lat += [1e3 * (t_done - r.t_audio) for r in results]
         t1 = time.perf_counter()
         busy += t1 - t0
         if len(lat) and (len(lat) % n == 0) and t1 - t0 > 0.001:

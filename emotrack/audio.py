@@ -21,6 +21,7 @@ __all__ = [
     "FILE_BLOCK_SECONDS",
     "Resampler",
     "audio_info",
+    "audio_seconds",
     "downmix",
     "iter_file_blocks",
     "load_audio",
@@ -89,6 +90,15 @@ def audio_info(path: str | Path) -> tuple[int, int]:
     """Return ``(sample_rate, channels)`` of an audio file, raising :class:`AudioError` if unreadable."""
     with _open(path) as f:
         return f.samplerate, f.channels
+
+
+def audio_seconds(path: str | Path) -> float:
+    """Duration from the file's header (mp3 headers can be off by a frame or two); 0 if it cannot be read."""
+    try:
+        with _open(path) as f:
+            return f.frames / f.samplerate
+    except AudioError:
+        return 0.0
 
 
 def iter_file_blocks(path: str | Path, block_seconds: float = FILE_BLOCK_SECONDS) -> Iterator[np.ndarray]:

@@ -85,6 +85,7 @@ class ModelRunner:
         if provider not in PROVIDERS:
             raise ModelError(f"unknown provider {provider!r} (choose from {', '.join(PROVIDERS)})")
         self.path = resolve_model(model)
+        self.threads = int(threads)
         self.session = _create_session(self.path, provider, threads)
         used = self.session.get_providers()
         self.provider = "cuda" if used and used[0] == "CUDAExecutionProvider" else "cpu"

@@ -30,6 +30,22 @@ def test_analyze_matches_run_file_fast(cli, example_audio, tmp_path):
         assert min(a[key]) >= -1 and max(a[key]) <= 1
 
 
+def test_analyze_jobs_spread_files_without_changing_numbers(cli, example_audio, tmp_path):
+    """`--jobs 2` runs two worker processes; every CSV is byte-identical to the one-process run."""
+    x, sr = sf.read(str(example_audio), frames=sr_frames(example_audio, 20.0), always_2d=True)
+    inputs = []
+    for k in range(3):
+        path = tmp_path / f"part{k}.wav"
+        sf.write(str(path), x[int(k * 2.5 * sr) :], sr)
+        inputs.append(str(path))
+    one = cli("analyze", *inputs, "--out", str(tmp_path / "one"), "-q", "--jobs", "1")
+    two = cli("analyze", *inputs, "--out", str(tmp_path / "two"), "-q", "--jobs", "2")
+    assert one.returncode == 0 and two.returncode == 0, one.stderr + two.stderr
+    for k in range(3):
+        a = (tmp_path / "one" / f"part{k}.csv").read_bytes()
+        assert a == (tmp_path / "two" / f"part{k}.csv").read_bytes() and a.count(b"\n") > 20
+
+
 def test_analyze_csv_header_and_formats(cli, example_audio, tmp_path):
     """mp3/wav/flac at any rate and channel count; header starts time_s,valence,arousal."""
     x, sr = sf.read(str(example_audio), frames=sr_frames(example_audio, 12.0), always_2d=True)

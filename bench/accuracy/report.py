@@ -44,6 +44,10 @@ def num(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.3f}"
 
 
+RETIRED_SUFFIX = "-windowed"
+"""Runs of a front end's earlier definition (musicnn recomputed over a 3 s window every hop), kept beside the
+bundled file's for before/after comparison."""
+
 MULTI_FRONTEND = {"mca": "logmel"}
 """Models that can read several front ends, with their default: their rows always name the front end."""
 
@@ -112,7 +116,10 @@ def collect() -> dict[str, Any]:
         runs = {}
         for path in CV_DIR.glob(pattern):  # mca_4q_cv.json, mca-tonal_4q_cv.json, ...
             cv = _slim(json.loads(path.read_text()))
-            runs[model_label(cv["model"], cv.get("config"))] = cv
+            label = model_label(cv["model"], cv.get("config"))
+            if path.stem.split("_")[0].endswith(RETIRED_SUFFIX):  # e.g. mca-musicnn-windowed_4q_cv.json
+                label += " windowed, before issue 13"
+            runs[label] = cv
         data[key] = {label: runs[label] for label in labels_in_order(runs) if label in runs}
     for name in ZOO:
         for path in sorted(CV_DIR.glob(f"{name}_*_gpu_cv.json")):
@@ -164,9 +171,11 @@ def vgmidi_rows(data: dict[str, Any]) -> list[tuple[str, str, dict[str, Any], st
         for name, row in part["rows"].items():
             epochs = str(row.get("config", {}).get("epochs", "")) if "config" in row else ""
             model, _, rest = row_name(name).partition(" ")
-            label = f"{model_label(model, row.get('config'))} {rest}".strip()
+            retired = " windowed, before issue 13" if key.endswith(RETIRED_SUFFIX) else ""
+            label = f"{model_label(model, row.get('config'))}{retired} {rest}".strip()
             label += f" [{key}]" if key != "vgmidi_main" and "trained" in name else ""
-            rows.append((label, epochs, row["pooled"], part["command"], key.endswith(("floor", "tonal", "musicnn"))))
+            current = key.removesuffix(RETIRED_SUFFIX).endswith(("floor", "tonal", "musicnn"))
+            rows.append((label, epochs, row["pooled"], part["command"], current))
     for cv in data["gpu"].values():
         if cv["data"] == "vgmidi":
             label = f"{model_label(cv['model'], cv.get('config'))} (trained on VGMIDI, {_gpu_name(cv)} run)"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -47,17 +48,32 @@ class FrontEnd(ABC):
         """
         return None
 
+    @staticmethod
+    def process_many(frontends: Sequence[FrontEnd], hops: np.ndarray) -> np.ndarray:
+        """The next hop of each of several streams (one front end each): ``[N, hop_length]`` -> ``[N, *frame]``.
+
+        Front ends that run a network (musicnn) override this with one batched call for all streams.
+        """
+        return np.stack([fe.process(hop) for fe, hop in zip(frontends, hops, strict=True)])
+
+    def process_hops(self, hops: np.ndarray) -> np.ndarray:
+        """Frames for several consecutive hops of this stream: ``[K, hop_length]`` -> ``[K, *frame]``.
+
+        Front ends that run a network override this with one call on all ``K`` hops.
+        """
+        out = np.empty((len(hops), *self.frame_shape), np.float32)
+        for i, hop in enumerate(hops):
+            out[i] = self.process(hop)
+        return out
+
     def process_signal(self, signal: np.ndarray) -> np.ndarray:
-        """Frames for a whole signal, hop by hop from a fresh state: ``(n_hops, *frame_shape)``.
+        """Frames for a whole signal from a fresh state: ``(n_hops, *frame_shape)``.
 
         A trailing partial hop is dropped, as in streaming.
         """
         self.reset()
         n = len(signal) // self.hop_length
-        out = np.empty((n, *self.frame_shape), np.float32)
-        for i in range(n):
-            out[i] = self.process(signal[i * self.hop_length : (i + 1) * self.hop_length])
-        return out
+        return self.process_hops(np.asarray(signal[: n * self.hop_length], np.float32).reshape(n, self.hop_length))
 
 
 class Normalizer:

@@ -8,6 +8,11 @@ and returns one :class:`HopResult` per completed 0.5 s hop. The chain is
 
 Hops are cut by sample count, never by wall clock, so a paced file, a file read as fast as possible
 and the same audio from a sound card give the same hop boundaries and the same numbers.
+
+``batch_hops`` trades latency for throughput: with 1 (live, ``run``) each hop is computed as soon as it
+is complete; offline analysis collects up to 64 hops and runs the front end and the model once on all of
+them (:meth:`FrontEnd.process_hops`, a batched model call), which equals the hop-by-hop numbers up to float
+rounding. :class:`~emotrack.realtime.streams.MultiTracker` batches across streams instead.
 """
 
 from __future__ import annotations
@@ -76,6 +81,8 @@ class Tracker:
         Causal smoother for the published values; raw values are always kept too.
     clock : callable
         Time source for latency stamps (``time.perf_counter``).
+    batch_hops : int
+        Complete hops to collect before computing them in one batch (1: each hop at once).
     """
 
     def __init__(
@@ -84,8 +91,12 @@ class Tracker:
         input_rate: int,
         smoother: Smoother | None = None,
         clock: Callable[[], float] = time.perf_counter,
+        batch_hops: int = 1,
     ) -> None:
+        if batch_hops < 1:
+            raise ValueError(f"batch_hops must be at least 1, got {batch_hops}")
         self.runner = runner
+        self.batch_hops = int(batch_hops)
         self.input_rate = int(input_rate)
         self.smoother = smoother or Passthrough()
         self.clock = clock
@@ -103,6 +114,7 @@ class Tracker:
         self._fill = 0
         self._inputs = 0  # input-rate samples received
         self._outputs = 0  # model-rate samples produced
+        self._pending: list[tuple[np.ndarray, float]] = []  # complete hops not computed yet, with t_audio
         self.seq = 0
         self.frontend.reset()
         self._context.reset()
@@ -113,12 +125,27 @@ class Tracker:
 
         ``last=True`` flushes the resampler at end of stream (see :meth:`finish`); a final partial hop is dropped.
         """
+        self._pending += self.cut_hops(block, t_last, last)
+        results: list[HopResult] = []
+        while len(self._pending) >= self.batch_hops or (last and self._pending):
+            batch, self._pending = self._pending[: self.batch_hops], self._pending[self.batch_hops :]
+            results += self._run_hops(batch)
+        return results
+
+    def finish(self) -> list[HopResult]:
+        """End of stream: flush the resampler's tail, which may complete one more hop, and any collected hops."""
+        return self.process(np.zeros((0, 1), np.float32), last=True)
+
+    def cut_hops(
+        self, block: np.ndarray, t_last: float | None = None, last: bool = False
+    ) -> list[tuple[np.ndarray, float]]:
+        """Downmix, resample and cut a block into complete hops: ``(hop audio, arrival of its last sample)``."""
         t_last = self.clock() if t_last is None else t_last
         if not np.isfinite(block).all():  # a glitching driver must not poison the model state
             block = np.nan_to_num(block, nan=0.0, posinf=1.0, neginf=-1.0)
         self._inputs += len(block)
         audio = self._resampler.process(downmix(block), last=last)
-        results = []
+        hops = []
         pos = 0
         while pos < len(audio):
             take = min(self.hop_length - self._fill, len(audio) - pos)
@@ -129,25 +156,32 @@ class Tracker:
             if self._fill == self.hop_length:
                 # arrival time of the hop's last sample, from its position in the input block
                 behind = self._inputs - self._outputs * self.input_rate / self.sample_rate
-                results.append(self._run_hop(t_last - max(0.0, behind) / self.input_rate))
+                hops.append((self._hop.copy(), t_last - max(0.0, behind) / self.input_rate))
                 self._fill = 0
-        return results
+        return hops
 
-    def finish(self) -> list[HopResult]:
-        """End of stream: flush the resampler's tail, which may complete one more hop."""
-        return self.process(np.zeros((0, 1), np.float32), last=True)
-
-    def _run_hop(self, t_audio: float) -> HopResult:
+    def _run_hops(self, hops: list[tuple[np.ndarray, float]]) -> list[HopResult]:
+        """Front end on consecutive hops of this stream in one call, then the model on their contexts at once."""
         t_ready = self.clock()
-        frame = self.runner.normalizer(self.frontend.process(self._hop))
-        self._context.push(frame)
+        frames = self.runner.normalizer(self.frontend.process_hops(np.stack([h for h, _ in hops])))
+        contexts = []
+        for frame in frames:
+            self._context.push(frame)
+            contexts.append((self._context.frames.copy(), self._context.mask.copy()) if len(hops) > 1
+                            else (self._context.frames, self._context.mask))
         t_features = self.clock()
-        outputs = self.runner.run(self._context.frames, self._context.mask)
+        outputs = self.runner.run(np.concatenate([c for c, _ in contexts]), np.concatenate([m for _, m in contexts]))
         t_inference = self.clock()
-        v_raw, a_raw = (float(x) for x in outputs[OUTPUT_VA][0])
+        return [self.finish_hop(outputs, i, t_audio, t_ready, t_features, t_inference)
+                for i, (_, t_audio) in enumerate(hops)]
+
+    def finish_hop(self, outputs: dict[str, np.ndarray], row: int, t_audio: float, t_ready: float,
+                   t_features: float, t_inference: float) -> HopResult:
+        """Smooth row ``row`` of a model call's outputs into this stream's next :class:`HopResult`."""
+        v_raw, a_raw = (float(x) for x in outputs[OUTPUT_VA][row])
         v, a = self.smoother.process(v_raw, a_raw)
         t_smoothing = self.clock()
-        extras = {k: [float(x) for x in np.ravel(val[0])] for k, val in outputs.items() if k != OUTPUT_VA}
+        extras = {k: [float(x) for x in np.ravel(val[row])] for k, val in outputs.items() if k != OUTPUT_VA}
         result = HopResult(
             seq=self.seq,
             stream_time=(self.seq + 1) * self.hop_s,

@@ -80,7 +80,7 @@ FRONTEND_TEXT = {
     "logmel_tonal": "log-mel frames with chroma and major/minor key clarity",
     "wave": "raw 16 kHz audio",
     "smile260": "openSMILE ComParE LLD + delta mean/std (Smile-260) frames",
-    "musicnn": "pretrained musicnn (Million Song Dataset tagger) embeddings of the newest 3 s",
+    "musicnn": "pretrained musicnn (Million Song Dataset tagger) embeddings, streamed (newest 2.9 s of final frames)",
 }
 DATA_TEXT = {
     "4q": "4Q audio clips (Panda et al. 2018)",
@@ -103,7 +103,7 @@ def architecture_text(model: str, kwargs: dict[str, Any]) -> str:
     p = {k: v.default for k, v in inspect.signature(MCA.__init__).parameters.items() if k != "self"}
     p.update(kwargs)
     frame = {
-        "musicnn": "each 0.5 s hop's pretrained musicnn embedding of the newest 3 s (200 values)",
+        "musicnn": "each 0.5 s hop's streamed musicnn embedding of its newest 2.9 s of final frames (200 values)",
         "smile260": "each 0.5 s hop's Smile-260 functionals (260 values)",
     }.get(p.get("frontend") or "logmel")
     if frame is None:
