@@ -93,6 +93,11 @@ def main() -> None:
                   "cost ~50 "
                   "ms a hop and would have queued the "
                   "other streams).", "", *LATENCY_HEADER, *_latency_rows(extra), ""]
+    alone = _load("latency_musicnn_t1")
+    if alone:
+        lines += ["### 1c. mca-musicnn, 1 ORT thread, alone", "", _machine(alone), "",
+                  f"{alone['seconds_per_stream']:.0f} s of audio; load before the run {alone['loadavg_before']}.", "",
+                  *LATENCY_HEADER, *_latency_rows(alone), ""]
     caps = [c for c in (_load("capture"), _load("capture_musicnn")) if c]
     if caps:
         lines += ["## 2. Capture path (paplay -> PulseAudio null sink -> CaptureSource -> OSC/WS)", ""]

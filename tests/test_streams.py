@@ -19,8 +19,8 @@ def runner() -> ModelRunner:
     return ModelRunner(DEFAULT_MODEL, provider="cpu")
 
 
-def hop_by_hop(runner: ModelRunner, audio: np.ndarray, rate: int, block: int) -> np.ndarray:
-    tracker = Tracker(runner, rate, make_smoother("ema"))
+def hop_by_hop(runner: ModelRunner, audio: np.ndarray, rate: int, block: int, smooth: bool = True) -> np.ndarray:
+    tracker = Tracker(runner, rate, make_smoother("ema") if smooth else None)
     results = [r for i in range(0, len(audio), block) for r in tracker.process(audio[i : i + block])]
     results += tracker.finish()
     return np.array([[r.valence_raw, r.arousal_raw, r.valence, r.arousal] for r in results])
@@ -73,3 +73,20 @@ def test_multitracker_rejects_mismatched_inputs(runner):
     multi = MultiTracker(runner, [16000, 16000])
     with pytest.raises(ValueError, match="1 blocks for 2 streams"):
         multi.process([np.zeros(100, np.float32)])
+
+
+def test_multitracker_with_a_front_end_without_a_network(example_audio):
+    """Front ends without a batched network call (the light ``mca``'s) go hop by hop inside one tick, same numbers."""
+    light = ModelRunner("mca", provider="cpu")
+    y = load_audio(example_audio, 16000)
+    streams = [y[: 16000 * 8], y[16000 * 20 : 16000 * 28]]
+    multi = MultiTracker(light, [16000, 16000])
+    got: list[list] = [[], []]
+    for i in range(0, 16000 * 8, 4000):
+        for k, results in enumerate(multi.process([s[i : i + 4000] for s in streams])):
+            got[k] += results
+    for k, audio in enumerate(streams):
+        alone = hop_by_hop(light, audio, 16000, 4000, smooth=False)
+        mine = np.array([[r.valence_raw, r.arousal_raw, r.valence, r.arousal] for r in got[k]])
+        assert len(mine) == len(alone) == 16
+        assert np.max(np.abs(mine - alone)) < 1e-5
