@@ -107,7 +107,7 @@ def analyze_files(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     seconds = {p: audio_seconds(p) for p in paths}
-    bar = tqdm(total=round(sum(seconds.values()), 1), desc="analyze", unit="s", disable=not progress,
+    bar = tqdm(total=sum(seconds.values()), desc="analyze", unit="s", disable=not progress,
                file=sys.stderr, bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s audio [{elapsed}<{remaining}]")
     failed: list[tuple[Path, str]] = []
     jobs = min(jobs, len(paths))
