@@ -85,19 +85,18 @@ def main() -> None:
         lines += _latency_rows(lat)
         lines += ["", "\\* capture = hop's last sample due (paced source) -> hop complete at the resampler output "
                   "(20 ms file-block quantisation + streaming resampler delay + thread wake-up).", ""]
-    extra = _load("latency_musicnn")
-    if extra:
-        lines += ["### 1b. mca-musicnn (the default model), in a run of its own", "", _machine(extra), "",
-                  f"{extra['seconds_per_stream']:.0f} s of audio per stream; load before the run "
-                  f"{extra['loadavg_before']}. Run apart from section 1 (its windowed front end, before issue 13, "
-                  "cost ~50 "
-                  "ms a hop and would have queued the "
-                  "other streams).", "", *LATENCY_HEADER, *_latency_rows(extra), ""]
-    alone = _load("latency_musicnn_t1")
-    if alone:
-        lines += ["### 1c. mca-musicnn, 1 ORT thread, alone", "", _machine(alone), "",
-                  f"{alone['seconds_per_stream']:.0f} s of audio; load before the run {alone['loadavg_before']}.", "",
-                  *LATENCY_HEADER, *_latency_rows(alone), ""]
+    default_runs = (
+        ("latency_musicnn", "1b. mca-musicnn (the default model), 1 and 2 ORT threads in one run",
+         "Run apart from section 1 (its windowed front end, before issue 13, cost ~50 ms a hop and would have "
+         "queued the other streams)."),
+        ("latency_musicnn_t1", "1c. mca-musicnn, 1 ORT thread, alone", ""),
+    )
+    for name, title, why in default_runs:
+        run = _load(name)
+        if run:
+            lines += [f"### {title}", "", _machine(run), "", f"{run['seconds_per_stream']:.0f} s of audio per stream; "
+                      f"load before the run {run['loadavg_before']}. {why}".rstrip(), "",
+                      *LATENCY_HEADER, *_latency_rows(run), ""]
     caps = [c for c in (_load("capture"), _load("capture_musicnn")) if c]
     if caps:
         lines += ["## 2. Capture path (paplay -> PulseAudio null sink -> CaptureSource -> OSC/WS)", ""]

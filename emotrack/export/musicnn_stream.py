@@ -40,18 +40,16 @@ from pathlib import Path
 
 import numpy as np
 
+from emotrack.frontends.musicnn import N_MELS, STATE_SHAPES
+
 SOURCE = Path(__file__).resolve().parents[1] / "assets" / "frontends" / "musicnn_msd.onnx"
 TARGET = SOURCE.with_name("musicnn_msd_stream.onnx")
 BACKEND = SOURCE.with_name("musicnn_msd_backend.onnx")
 
-N_MELS = 96
 LAG = 64
 """Frames by which the front-end channels trail the newest input frame: half the longest temporal kernel,
 so that every branch sees its whole receptive field (1.0 s at 250 samples per frame; the mid-end adds 3
 frames per layer)."""
-STATE_SHAPES = {"past_input": (127, N_MELS), "past_frontend": (561, 6), "past_mid1": (64, 6), "past_mid2": (64, 6)}
-"""Per-stream state (without the batch axis): the last 127 normalised input frames (the longest temporal
-kernel is 128), the last 6 front-end frames and the last 6 frames of the first two mid-end layers."""
 
 
 def source_weights(path: Path = SOURCE) -> dict[str, np.ndarray]:

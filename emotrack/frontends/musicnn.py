@@ -57,7 +57,9 @@ N_FRAMES = 187
 """The pooling window: musicnn's 187 input frames (2.92 s on the 250-sample grid)."""
 N_CHANNELS = 753
 STATE_SHAPES = {"past_input": (127, N_MELS), "past_frontend": (561, 6), "past_mid1": (64, 6), "past_mid2": (64, 6)}
-"""The graph's per-stream state (see ``emotrack/export/musicnn_stream.py``)."""
+"""The streaming graph's per-stream state (without the batch axis): the last 127 normalised input frames (the
+longest temporal kernel is 128), the last 6 front-end frames and the last 6 frames of the first two mid-end
+layers (``emotrack/export/musicnn_stream.py`` builds the graph around these)."""
 OFFLINE_CHUNK_HOPS = 16
 """Most hops per network call in :meth:`Musicnn.process_hops` (512 frames): per-call costs are already gone at
 one hop (32 frames), and ONNX Runtime's working memory grows with the call (~100 MB at 16 hops, ~400 MB at 64)."""

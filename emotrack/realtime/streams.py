@@ -17,7 +17,7 @@ import numpy as np
 
 from emotrack.inference import ModelRunner
 from emotrack.realtime.smoothing import Smoother
-from emotrack.realtime.tracker import HopResult, Tracker
+from emotrack.realtime.tracker import HopResult, Tracker, infer
 
 __all__ = ["MultiTracker"]
 
@@ -87,11 +87,4 @@ class MultiTracker:
         trackers = [self.streams[i] for i, _, _ in hops]
         frontends = [tr.frontend for tr in trackers]
         frames = self.runner.normalizer(type(frontends[0]).process_many(frontends, np.stack([h for _, h, _ in hops])))
-        for tracker, frame in zip(trackers, frames, strict=True):
-            tracker._context.push(frame)
-        t_features = self.clock()
-        outputs = self.runner.run(np.concatenate([tr._context.frames for tr in trackers]),
-                                  np.concatenate([tr._context.mask for tr in trackers]))
-        t_inference = self.clock()
-        return [tr.finish_hop(outputs, row, t_audio, t_ready, t_features, t_inference)
-                for row, (tr, (_, _, t_audio)) in enumerate(zip(trackers, hops, strict=True))]
+        return infer(trackers, frames, [t for _, _, t in hops], t_ready)

@@ -30,7 +30,7 @@ from emotrack.inference import ModelRunner
 from emotrack.realtime.messages import quadrant_of
 from emotrack.realtime.smoothing import Passthrough, Smoother
 
-__all__ = ["HopResult", "Tracker"]
+__all__ = ["HopResult", "Tracker", "infer"]
 
 
 @dataclass
@@ -164,19 +164,10 @@ class Tracker:
         """Front end on consecutive hops of this stream in one call, then the model on their contexts at once."""
         t_ready = self.clock()
         frames = self.runner.normalizer(self.frontend.process_hops(np.stack([h for h, _ in hops])))
-        contexts = []
-        for frame in frames:
-            self._context.push(frame)
-            contexts.append((self._context.frames.copy(), self._context.mask.copy()) if len(hops) > 1
-                            else (self._context.frames, self._context.mask))
-        t_features = self.clock()
-        outputs = self.runner.run(np.concatenate([c for c, _ in contexts]), np.concatenate([m for _, m in contexts]))
-        t_inference = self.clock()
-        return [self.finish_hop(outputs, i, t_audio, t_ready, t_features, t_inference)
-                for i, (_, t_audio) in enumerate(hops)]
+        return infer([self] * len(hops), frames, [t for _, t in hops], t_ready)
 
-    def finish_hop(self, outputs: dict[str, np.ndarray], row: int, t_audio: float, t_ready: float,
-                   t_features: float, t_inference: float) -> HopResult:
+    def _finish_hop(self, outputs: dict[str, np.ndarray], row: int, t_audio: float, t_ready: float,
+                    t_features: float, t_inference: float) -> HopResult:
         """Smooth row ``row`` of a model call's outputs into this stream's next :class:`HopResult`."""
         v_raw, a_raw = (float(x) for x in outputs[OUTPUT_VA][row])
         v, a = self.smoother.process(v_raw, a_raw)
@@ -199,3 +190,24 @@ class Tracker:
         )
         self.seq += 1
         return result
+
+
+def infer(trackers: list[Tracker], frames: np.ndarray, t_audios: list[float], t_ready: float) -> list[HopResult]:
+    """One model call for normalised front-end frames of several hops: frame ``i`` is the next hop of
+    ``trackers[i]`` (the same tracker may come several times, for its consecutive hops).
+
+    Each frame enters its tracker's context, the context is taken as it stands then, and every row's
+    output is smoothed by its tracker in order. The trackers must share one model.
+    """
+    first = trackers[0]
+    contexts = np.empty((len(trackers), *first._context.frames.shape[1:]), np.float32)
+    masks = np.empty((len(trackers), first._context.mask.shape[1]), np.float32)
+    for i, (tracker, frame) in enumerate(zip(trackers, frames, strict=True)):
+        tracker._context.push(frame)
+        contexts[i] = tracker._context.frames[0]
+        masks[i] = tracker._context.mask[0]
+    t_features = first.clock()
+    outputs = first.runner.run(contexts, masks)
+    t_inference = first.clock()
+    return [tracker._finish_hop(outputs, i, t_audio, t_ready, t_features, t_inference)
+            for i, (tracker, t_audio) in enumerate(zip(trackers, t_audios, strict=True))]
