@@ -68,8 +68,12 @@ def pct(values: Any, digits: int = 3) -> dict[str, float]:
 
 
 def command_line() -> str:
-    script = Path(sys.argv[0])
-    head = f"python -m bench.{script.stem}" if script.parent.name == "bench" else f"python {sys.argv[0]}"
+    script = Path(sys.argv[0]).resolve()
+    root = Path(__file__).resolve().parent.parent
+    if script.is_relative_to(root / "bench"):  # python -m bench.x or bench.accuracy.x
+        head = "python -m " + ".".join(script.relative_to(root).with_suffix("").parts)
+    else:
+        head = f"python {sys.argv[0]}"
     return " ".join([head, *(shlex.quote(a) for a in sys.argv[1:])])
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 import tomllib
@@ -297,6 +298,8 @@ def _cmd_models(args: argparse.Namespace) -> int:
         print(f"  front end {c['frontend']} @ {c['sample_rate']} Hz; context {c['context_s']:g} s; "
               f"windows {', '.join(f'{w:g}' for w in c['windows_s'])} s")
         print(f"  trained on: {c['training'] or 'n/a'}")
+        if c.get("description"):
+            print(f"  about: {c['description']}")
         for key, value in c["metrics"].items():
             print(f"  {key}: {json.dumps(value)}")
     return 0
@@ -371,5 +374,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `emotrack models | head`: the reader left; not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at interpreter exit
+        return 0
     parser.print_help()
     return 2

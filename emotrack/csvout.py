@@ -1,7 +1,8 @@
 """The per-hop CSV format shared by ``emotrack analyze`` and ``emotrack run --csv``.
 
 Columns: ``time_s,valence,arousal`` (hop end in seconds from stream start; raw model values in
-[-1, 1]) then ``valence_smoothed,arousal_smoothed,quadrant`` and any extra model outputs.
+[-1, 1]) then ``valence_smoothed,arousal_smoothed,quadrant`` (0 = no music), ``confidence`` (0..1, that
+music is heard), ``active`` (1 or 0) and any extra model outputs.
 Values are written with 7 decimals, far below the 1e-5 agreement promised between the two commands.
 """
 
@@ -15,7 +16,7 @@ from emotrack.realtime.tracker import HopResult
 
 __all__ = ["HEADER", "HopCsvWriter", "read_csv"]
 
-HEADER = ["time_s", "valence", "arousal", "valence_smoothed", "arousal_smoothed", "quadrant"]
+HEADER = ["time_s", "valence", "arousal", "valence_smoothed", "arousal_smoothed", "quadrant", "confidence", "active"]
 
 
 class HopCsvWriter:
@@ -35,7 +36,7 @@ class HopCsvWriter:
             self._header_written = True
         row = [f"{r.stream_time:.3f}"]
         row += [f"{x:.7f}" for x in (r.valence_raw, r.arousal_raw, r.valence, r.arousal)]
-        row.append(str(r.quadrant))
+        row += [str(r.quadrant), f"{r.confidence:.4f}", "1" if r.active else "0"]
         row += [f"{x:.7f}" for vals in r.extras.values() for x in vals]
         row += [f"{extra[c]:.3f}" for c in self._extra_columns if c in extra]
         self._writer.writerow(row)

@@ -159,8 +159,18 @@ def test_4q(data_root: Path):
 
 
 @pytest.mark.data
+def test_measures_to_hops_follows_given_bar_starts():
+    # bars start at 0, 1 and 3 s: each hop takes the bar heard just before its end (0.5, 1.0, ... 3.5 s)
+    out = measures_to_hops(np.array([1, 2, 3]), duration=3.5, starts=np.array([0.0, 1.0, 3.0]))
+    np.testing.assert_array_equal(out, [1, 1, 2, 2, 2, 2, 3])
+    with pytest.raises(ValueError, match="bar start"):
+        measures_to_hops(np.array([1, 2, 3]), duration=3.5, starts=np.array([0.0, 1.0]))
+
+
 def test_vgmidi_labels(vgmidi: list[Clip]):
     assert len(vgmidi) == 180
+    sources = Counter(c.meta["bar_source"] for c in vgmidi)  # MIDI downbeats where their count matches
+    assert sources["downbeats"] >= 90 and sources["constant"] >= 30
     assert len({c.group for c in vgmidi}) == 180
     assert {c.group.split("/")[0] for c in vgmidi} == {"vgmidi1", "vgmidi2"}
     for c in vgmidi:

@@ -70,7 +70,8 @@ def test_run_serves_osc_and_websocket(example_audio, tmp_path):
     seqs = [m["seq"] for m in hops]
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # in order, no gaps for a healthy client
     for m in hops:
-        assert -1 <= m["valence"] <= 1 and -1 <= m["arousal"] <= 1 and m["quadrant"] in (1, 2, 3, 4)
+        assert -1 <= m["valence"] <= 1 and -1 <= m["arousal"] <= 1 and 0 <= m["confidence"] <= 1
+        assert m["quadrant"] in ((1, 2, 3, 4) if m["active"] else (0,))
         assert set(m["latency_ms"]) >= {"capture", "features", "inference", "smoothing", "total"}
         assert m["stream_time"] == pytest.approx(0.5 * (m["seq"] + 1))
     valences = [args[0] for address, *args in received if address == "/emotrack/valence"]

@@ -35,6 +35,7 @@ def hop(seq, valence=0.5, arousal=-0.3, valence_raw=0.7, arousal_raw=-1.0):
         model="test",
         latency_ms={"inference": 3.0, "total": 42.5},
         dropped_samples=seq * 10,
+        confidence=0.8125,
     )
 
 
@@ -42,7 +43,7 @@ def expected(msg, scale):
     unit = (lambda x: (x + 1) / 2) if scale == "0..1" else (lambda x: x)
     return [
         unit(msg.valence), unit(msg.arousal), unit(msg.valence_raw), unit(msg.arousal_raw),
-        msg.quadrant, msg.seq, msg.latency_ms["total"], msg.dropped_samples,
+        msg.quadrant, float(msg.active), msg.confidence, msg.seq, msg.latency_ms["total"], msg.dropped_samples,
     ]  # fmt: skip
 
 

@@ -13,7 +13,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
 from emotrack.errors import PortInUseError
-from emotrack.realtime.messages import HopMessage, hello_json, to_json
+from emotrack.realtime.messages import SCHEMA_VERSION, HopMessage, hello_json, to_json
 from emotrack.realtime.websocket import EmotionServer
 
 HELLO = hello_json("test-model", 0.5, 16000, "none")
@@ -37,7 +37,7 @@ def run(coro, timeout=15):
 
 async def hello_of(ws: ClientConnection):
     message = json.loads(await ws.recv())
-    assert message["type"] == "hello" and message["version"] == 1 and message["model"] == "test-model"
+    assert message["type"] == "hello" and message["version"] == SCHEMA_VERSION and message["model"] == "test-model"
 
 
 async def stalled_client(port: int) -> tuple[ClientConnection, socket.socket]:
@@ -171,7 +171,7 @@ def test_commands_and_malformed_messages(caplog):
                 ('{"type": "subscribe"}', "unknown message type 'subscribe' (supported: ping)"),
             ]:
                 await ws.send(bad)
-                assert json.loads(await ws.recv()) == {"type": "error", "version": 1, "error": error}
+                assert json.loads(await ws.recv()) == {"type": "error", "version": SCHEMA_VERSION, "error": error}
             await ws.send('{"type": "ping", "id": 7}')
             pong = json.loads(await ws.recv())
             assert pong["type"] == "pong" and pong["id"] == 7 and abs(pong["wall_time"] - time.time()) < 5

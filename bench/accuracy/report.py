@@ -243,11 +243,122 @@ def table_summary(data: dict[str, Any]) -> list[str]:
     return lines
 
 
+DEFAULT_RUNS = {
+    "mca-musicnn-default": "default recipe (shipped): all data, VGMIDI x3 per epoch, 48 hops per series",
+    "mca-musicnn-default-a": "same without VGMIDI upweighting (ablation)",
+}
+"""CV runs of the shipped default's recipe (``<stem>_4q_vgmidi_emopia_cv.json``) and its ablation."""
+TARGETS = {"4q": 0.74, "vgmidi_a": 0.75, "vgmidi_v": 0.45, "vgmidi_piece_a_pcc": 0.35, "emopia": 0.60}
+
+
+def _default_rows() -> list[tuple[str, dict[str, Any]]]:
+    rows = []
+    for stem, label in DEFAULT_RUNS.items():
+        path = CV_DIR / f"{stem}_4q_vgmidi_emopia_cv.json"
+        if path.exists():
+            rows.append((label, _slim(json.loads(path.read_text()))))
+    return rows
+
+
+def _ok(value: float | None, target: float, higher: bool = True) -> str:
+    if value is None:
+        return "n/a"
+    return "yes" if (value >= target if higher else value <= target) else "**no**"
+
+
+def table_default(data: dict[str, Any]) -> list[str]:
+    """The shipped default against the issue-14 targets, then its recipe's CV beside the specialised runs."""
+    rows = _default_rows()
+    if not rows:
+        return []
+    _, cv = rows[0]
+    ds = cv["datasets"]
+    q4, em = ds["4q"]["mean"]["weighted_f1"], ds["emopia"]["mean"]["weighted_f1"]
+    vg = ds["vgmidi"]["pooled"]
+    checks_path = CV_DIR / "default_checks.json"
+    checks = json.loads(checks_path.read_text()) if checks_path.exists() else {}
+    response_path = OUT / "response.json"
+    response = json.loads(response_path.read_text()) if response_path.exists() else {}
+    cmd = f"`{cv['command']}`"
+    lines = ["| measure | target | result | met | command |", "|---|---|---|---|---|",
+             f"| 4Q weighted F1, artist-grouped 5-fold CV (fold mean ± std) | ≥ 74 % | {pct(q4)} ± "
+             f"{pct(ds['4q']['std']['weighted_f1'])} % | {_ok(q4, TARGETS['4q'])} | {cmd} |",
+             f"| VGMIDI global CCC arousal / valence, piece-grouped CV | ≥ 0.75 / ≥ 0.45 | "
+             f"{num(vg['global']['arousal_ccc'])} / {num(vg['global']['valence_ccc'])} | "
+             f"{_ok(vg['global']['arousal_ccc'], TARGETS['vgmidi_a'])} / "
+             f"{_ok(vg['global']['valence_ccc'], TARGETS['vgmidi_v'])} | same |",
+             f"| VGMIDI per-piece PCC arousal (valence) | ≥ 0.35 | {num(vg['per_song']['arousal_pcc'])} "
+             f"({num(vg['per_song']['valence_pcc'])}) | "
+             f"{_ok(vg['per_song']['arousal_pcc'], TARGETS['vgmidi_piece_a_pcc'])} | same |",
+             f"| EMOPIA val weighted F1, fold models of the CV (mean of 5) | ≥ 60 % | {pct(em)} % | "
+             f"{_ok(em, TARGETS['emopia'])} | same |"]
+    if "emopia_val_bundled" in checks:
+        e = checks["emopia_val_bundled"]
+        lines.append(f"| EMOPIA val weighted F1, **the bundled file** ({e['model']}, {e['n_clips']} clips) | ≥ 60 % | "
+                     f"{pct(e['weighted_f1'])} % | {_ok(e['weighted_f1'], TARGETS['emopia'])} | `{e['command']}` |")
+    if "calibration_vgmidi_cv" in checks:
+        c = checks["calibration_vgmidi_cv"]
+        ratios = [c[a]["raw_std_ratio"] for a in ("valence", "arousal")]
+        lines.append(f"| VGMIDI per-hop output spread / label spread, valence / arousal (raw; smoothed) | 0.7-1.3 | "
+                     f"{ratios[0]:.2f} / {ratios[1]:.2f} ({c['valence']['smoothed_std_ratio']:.2f} / "
+                     f"{c['arousal']['smoothed_std_ratio']:.2f}); hops beyond ±0.9: "
+                     f"{100 * max(c[a]['raw_share_beyond_0.9'] for a in ('valence', 'arousal')):.1f} % | "
+                     f"{_ok(min(ratios), 0.7)} | `{checks['command']}` |")
+    if "nonmusic_bundled" in checks:
+        for name, n in checks["nonmusic_bundled"].items():
+            lines.append(f"| {name}: inactive hops (`emotrack analyze`, no `--model`) | ≥ 95 % | "
+                         f"{100 * n['inactive_share']:.0f} % of {n['hops']} | {_ok(n['inactive_share'], 0.95)} | "
+                         "same |")
+    if "music_active_cv" in checks:
+        shares = ", ".join(f"{name} {100 * m['active_share_mean']:.1f} %"
+                           for name, m in checks["music_active_cv"].items())
+        lines.append(f"| music taken for music: hops from 2 s on with music output ≥ 0.5 (fold models, test clips) | "
+                     f"(not set) | {shares} | | same |")
+    table = response.get("results", {}).get("4q", {})
+    for kind, limit in (("raw", 2.5), ("smoothed", 3.5)):
+        m = table.get(f"default recipe (CV fold model) | {kind}")
+        if m:
+            med = [m[a]["median_s"] for a in ("valence", "arousal")]
+            caught = min(m[a]["caught_within_10s"] for a in ("valence", "arousal"))
+            worst = None if None in med else max(med)
+            lines.append(f"| 4Q medleys, {kind}: median response valence / arousal; caught ≤ 10 s | ≤ {limit} s; "
+                         f"≥ 95 % | {' / '.join('> segment' if x is None else f'{x:.1f} s' for x in med)}; "
+                         f"{100 * caught:.0f} % | {_ok(worst, limit, higher=False)}; {_ok(caught, 0.95)} | "
+                         f"`{response['command']}` |")
+    lines += ["", "Its recipe's CV beside the specialised runs (the price of generality):", "",
+              "| run | 4Q W-F1 | EMOPIA val W-F1 | VGMIDI V / A CCC global | VGMIDI V / A PCC per piece | command |",
+              "|---|---|---|---|---|---|"]
+    for label, run in rows:
+        d = run["datasets"]
+        g, p = d["vgmidi"]["pooled"]["global"], d["vgmidi"]["pooled"]["per_song"]
+        lines.append(f"| {label} | {pct(d['4q']['mean']['weighted_f1'])} | {pct(d['emopia']['mean']['weighted_f1'])} | "
+                     f"{num(g['valence_ccc'])} / {num(g['arousal_ccc'])} | {num(p['valence_pcc'])} / "
+                     f"{num(p['arousal_pcc'])} | `{run['command']}` |")
+    spec4 = data["cv"].get("mca (musicnn)")
+    spec_em = data["emopia_cv"].get("mca (musicnn)")
+    spec_vg = next((r for r in vgmidi_rows(data) if r[0].startswith("mca (musicnn) (trained on VGMIDI")), None)
+    if spec4:
+        lines.append(f"| specialised: 4Q only (previous default 0.2.0) | {pct(spec4['mean']['weighted_f1'])} | | | | "
+                     f"`{spec4['command']}` |")
+    if spec_em:
+        f1 = spec_em["datasets"]["emopia"]["mean"]["weighted_f1"]
+        lines.append(f"| specialised: EMOPIA train only | | {pct(f1)} | | | `{spec_em['command']}` |")
+    if spec_vg:
+        g, p = spec_vg[2]["global"], spec_vg[2]["per_song"]
+        lines.append(f"| specialised: VGMIDI only | | | {num(g['valence_ccc'])} / {num(g['arousal_ccc'])} | "
+                     f"{num(p['valence_pcc'])} / {num(p['arousal_pcc'])} | `{spec_vg[3]}` |")
+    return lines
+
+
 def main() -> None:
     data = collect()
     (OUT / "accuracy.json").write_text(json.dumps(data, indent=1))
-    out = ["<!-- generated tables: python -m bench.accuracy.report -->", "",
-           "### Summary (per model and data set: its longest run with the current trainer; details below)", ""]
+    out = ["<!-- generated tables: python -m bench.accuracy.report -->", ""]
+    default = table_default(data)
+    if default:
+        out += ["### The shipped default: `mca-musicnn` 0.3.0, what `emotrack analyze` runs without `--model`", "",
+                *default, ""]
+    out += ["### Summary (per model and data set: its longest run with the current trainer; details below)", ""]
     out += table_summary(data)
     out += ["", "### 4Q (artist-grouped 5-fold CV)", ""]
     lines = table_4q(data)

@@ -58,7 +58,7 @@ def time_to_hop(t: float, hop: float = HOP_SECONDS) -> int:
 def quadrant_to_va(q: int) -> tuple[int, int]:
     """Return the ``(valence_sign, arousal_sign)`` of a Russell quadrant.
 
-    Q1 (+, +) happy/excited, Q2 (-, +) angry/tense, Q3 (-, -) sad/depressed, Q4 (+, -) calm/relaxed.
+    Q1 (+, +) happy / energetic, Q2 (-, +) tense / agitated, Q3 (-, -) sad / low, Q4 (+, -) calm / relaxed.
     """
     try:
         return _QUADRANT_SIGNS[int(q)]

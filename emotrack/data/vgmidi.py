@@ -5,8 +5,10 @@ Each ``vgmidi_raw_{1,2}.json`` maps ``pieces/pieceN`` -> {name, midi, duration (
 Piece ids restart in each file, so a piece is keyed by (file, id): clip id ``vgmidi/1/piece0``, group
 ``vgmidi1/piece0``.
 
-Measures are mapped to time as the data set authors' annotation tool did: constant bar length
-``duration / measures`` (MIDI downbeats agree for only ~2/3 of pieces, tempo changes being common).
+Measures are mapped to time with the MIDI file's own downbeats (pretty_midi) where their count equals the
+annotated ``measures`` (~3/4 of pieces; there they differ from a constant bar length by up to 7 s, tempo
+changes being common), else as the data set authors' annotation tool did: constant bar length
+``duration / measures``. ``meta["bar_source"]`` says which.
 """
 
 from __future__ import annotations
@@ -21,19 +23,43 @@ import numpy as np
 from emotrack.data.clips import Clip, DataError, find_dataset_dir, hop_end_times, n_hops
 from emotrack.data.render import MODEL_SR, render_clips
 
-__all__ = ["VGMIDI_FILES", "load_vgmidi", "measures_to_hops"]
+__all__ = ["VGMIDI_FILES", "bar_starts", "load_vgmidi", "measures_to_hops"]
 
 VGMIDI_FILES = ("vgmidi_raw_1.json", "vgmidi_raw_2.json")
 
 _ANNOTATION_KEY = re.compile(r"^(piece\d+)_(\d+)$")
 
 
-def measures_to_hops(values: np.ndarray, duration: float, n_measures: int | None = None) -> np.ndarray:
-    """Resample a per-measure series onto the 0.5 s hop grid, assuming constant bar length.
+def bar_starts(midi_path: str | Path, n_measures: int, duration: float) -> tuple[np.ndarray | None, str]:
+    """Start times of the annotated bars: the MIDI's downbeats if there are exactly ``n_measures`` of them.
+
+    Returns ``(starts, "downbeats")``, or ``(None, "constant")`` when the counts differ or the file cannot
+    be read (then :func:`measures_to_hops` falls back to constant bar length ``duration / n_measures``).
+    """
+    import warnings
+
+    import pretty_midi
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pretty_midi warns about meta events on non-zero tracks
+            downbeats = pretty_midi.PrettyMIDI(str(midi_path)).get_downbeats()
+    except Exception:  # pretty_midi/mido raise many types on damaged files; the constant grid still works
+        return None, "constant"
+    if len(downbeats) != n_measures or downbeats[-1] >= duration:
+        return None, "constant"
+    return np.asarray(downbeats, np.float64), "downbeats"
+
+
+def measures_to_hops(
+    values: np.ndarray, duration: float, n_measures: int | None = None, starts: np.ndarray | None = None
+) -> np.ndarray:
+    """Resample a per-measure series onto the 0.5 s hop grid.
 
     Hop ``k`` takes the value of the measure that contains the instant just before its label time
     ``t = 0.5 (k + 1)``, i.e. the measure heard at the end of the hop; hops past the last bar keep
-    its value. The result is step-shaped, ``n_hops(duration)`` long.
+    its value. The result is step-shaped, ``n_hops(duration)`` long. Bars start at ``starts`` (seconds,
+    e.g. MIDI downbeats from :func:`bar_starts`) or, without them, every ``duration / n_measures`` s.
 
     Parameters
     ----------
@@ -48,9 +74,13 @@ def measures_to_hops(values: np.ndarray, duration: float, n_measures: int | None
     m = len(values) if n_measures is None else int(n_measures)
     if m <= 0 or len(values) < m:
         raise ValueError(f"need {m} measure values, got {len(values)}")
-    bar = duration / m
     t = hop_end_times(n_hops(duration))
-    idx = np.ceil(t / bar - 1e-9).astype(np.int64) - 1
+    if starts is None:
+        idx = np.ceil(t / (duration / m) - 1e-9).astype(np.int64) - 1
+    else:
+        if len(starts) != m:
+            raise ValueError(f"need {m} bar start times, got {len(starts)}")
+        idx = np.searchsorted(np.asarray(starts, np.float64), t - 1e-9, side="left") - 1
     return values[np.clip(idx, 0, m - 1)]
 
 
@@ -75,8 +105,9 @@ def _load_file(path: Path, tag: str, midi_dir: Path) -> list[Clip]:
         if not anns:
             continue
         # A few series are one value longer than `measures`; the extra value has no bar to sit on.
+        starts, bar_source = bar_starts(midi_dir / piece["midi"], m, duration)
         series = [
-            (measures_to_hops(a["valence"], duration, m), measures_to_hops(a["arousal"], duration, m))
+            (measures_to_hops(a["valence"], duration, m, starts), measures_to_hops(a["arousal"], duration, m, starts))
             for _, a in anns
         ]
         game = piece["midi"].removesuffix(".mid").split("_")
@@ -96,6 +127,7 @@ def _load_file(path: Path, tag: str, midi_dir: Path) -> list[Clip]:
                     "duration": duration,
                     "measures": m,
                     "bar_seconds": duration / m,
+                    "bar_source": bar_source,
                     "n_annotators": len(series),
                     "source": f"{path.name}:{pid}",
                 },

@@ -147,6 +147,7 @@ class ModelCard:
             "name": self.name,
             "version": self.version,
             "architecture": self.architecture,
+            "description": self.description,
             "frontend": self.frontend.get("name"),
             "sample_rate": self.sample_rate,
             "context_s": self.context_frames * self.hop_s,

@@ -86,11 +86,13 @@ class MultiScaleFusion(nn.Module):
 class MultiScaleALSTM(nn.Module):
     """Three A-LSTM branches over the newest 5/10/20 embeddings, fused by :class:`MultiScaleFusion`."""
 
-    def __init__(self, d_in: int, hidden: int = 96, layers: int = 2, dropout: float = 0.3, windows=WINDOWS):
+    def __init__(
+        self, d_in: int, hidden: int = 96, layers: int = 2, dropout: float = 0.3, windows=WINDOWS, n_out: int = 2
+    ):
         super().__init__()
         self.windows = tuple(windows)
         self.branches = nn.ModuleList(AttentionLSTM(d_in, hidden, layers, dropout) for _ in self.windows)
-        self.fusion = MultiScaleFusion(hidden)
+        self.fusion = MultiScaleFusion(hidden, n_out)
         self.drop = nn.Dropout(dropout)
 
     def forward(self, emb: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

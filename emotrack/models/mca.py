@@ -92,6 +92,10 @@ class MCA(StreamingModel):
     same way (``n_features`` = the width of the chosen musicnn layer).
     ``frontend="logmel_tonal"`` (:class:`~emotrack.frontends.tonal.LogMelTonal`) appends the mean and
     std over each patch of its chroma and key-clarity columns to the log-mel statistics.
+
+    ``music_head`` adds a third fused output, the logit that the context holds music at all (trained on
+    generated silence, noise and speech, :mod:`emotrack.data.nonmusic`); it is exported as the extra output
+    ``music``, its probability, from which the runtime derives each hop's ``confidence`` and ``active``.
     """
 
     frontend = "logmel"
@@ -110,8 +114,12 @@ class MCA(StreamingModel):
         pool_dropout: float = 0.1,
         frontend: str | None = None,
         n_features: int | None = None,
+        music_head: bool = False,
     ):
         super().__init__()
+        self.music_head = bool(music_head)
+        if self.music_head:
+            self.extra_outputs = ("music",)
         if frontend is not None and frontend not in self.frontends:
             raise ValueError(f"MCA reads {', '.join(map(repr, self.frontends))} frames, not {frontend!r}")
         if frontend is not None:
@@ -125,7 +133,7 @@ class MCA(StreamingModel):
         if self.frontend == "logmel_tonal":
             n_stats += 2 * N_TONAL
         self.project = nn.Sequential(nn.Linear(n_stats, d), nn.LayerNorm(d), nn.GELU(), nn.Dropout(dropout))
-        self.head = MultiScaleALSTM(d, hidden, layers, dropout)
+        self.head = MultiScaleALSTM(d, hidden, layers, dropout, n_out=3 if self.music_head else 2)
         self.pool = (
             nn.Sequential(nn.Dropout(pool_dropout), nn.Linear(2 * n_stats, 2)) if pool_stats else None
         )
@@ -144,6 +152,12 @@ class MCA(StreamingModel):
 
     def temporal(self, emb: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
         if self.pool is None:
-            return {"logits": self.head(emb, mask)}
-        logits = self.head(emb[..., : self.d], mask)
-        return {"logits": logits + self.pool(masked_mean_std(emb[..., self.d :], mask))}
+            logits = self.head(emb, mask)
+        else:
+            logits = self.head(emb[..., : self.d], mask)
+            pooled = self.pool(masked_mean_std(emb[..., self.d :], mask))
+            logits = logits + (torch.cat([pooled, torch.zeros_like(pooled[:, :1])], -1) if self.music_head else pooled)
+        if not self.music_head:
+            return {"logits": logits}
+        music_logit = logits[:, 2:3]
+        return {"logits": logits[:, :2], "music_logit": music_logit, "music": torch.sigmoid(music_logit)}

@@ -32,6 +32,8 @@ ARCHITECTURES: dict[str, str] = {
 EXTRA_OUTPUTS: dict[str, dict[str, str]] = {
     "sincnet": {"quadrant_logits": "[batch, 4] logits of quadrants Q1..Q4 (V+A+, V-A+, V-A-, V+A-)"},
 }
+MUSIC_OUTPUT = {"music": "[batch, 1] probability that the context holds music (not silence, noise or speech)"}
+"""The extra output of models trained with a music head (``mca`` with ``music_head``)."""
 """Descriptions of each model's extra ONNX outputs, for ``ModelCard.outputs["extra"]``."""
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from emotrack.csvout import HopCsvWriter
 from emotrack.inference import ModelRunner
+from emotrack.realtime.activity import MUSIC_OUTPUT, ActivityGate
 from emotrack.realtime.messages import HopMessage, hello_json, to_json
 from emotrack.realtime.osc import OscSender
 from emotrack.realtime.smoothing import make_smoother
@@ -99,6 +100,7 @@ def run_live(cfg: LiveConfig) -> dict[str, Any]:
         hop_s=runner.card.hop_s,
         sample_rate=runner.card.sample_rate,
         smoothing=smoother.describe(),
+        confidence=ActivityGate.describe(MUSIC_OUTPUT in runner.output_names),
     )
     server = None if cfg.no_ws else EmotionServer(cfg.ws_host, cfg.ws_port, queue_size=cfg.ws_queue, hello=hello)
 
@@ -122,6 +124,8 @@ def run_live(cfg: LiveConfig) -> dict[str, Any]:
                     model=runner.card.model_id,
                     latency_ms={k: round(v, 3) for k, v in latency.items()},
                     dropped_samples=source.dropped,
+                    confidence=r.confidence,
+                    active=r.active,
                 )
                 if osc is not None:
                     osc.send(msg)

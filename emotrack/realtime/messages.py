@@ -12,10 +12,14 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["SCHEMA_VERSION", "HopMessage", "hello_json", "quadrant_of", "to_json"]
+__all__ = ["QUADRANT_NAMES", "SCHEMA_VERSION", "HopMessage", "hello_json", "quadrant_of", "to_json"]
 
-SCHEMA_VERSION = 1
-"""JSON envelope version; bumped on incompatible changes so clients can detect a schema they don't know."""
+SCHEMA_VERSION = 2
+"""JSON envelope version; bumped on incompatible changes so clients can detect a schema they don't know.
+2: ``quadrant`` may be 0 (no music); ``confidence`` and ``active`` added."""
+
+QUADRANT_NAMES = {0: "no music", 1: "happy / energetic", 2: "tense / agitated", 3: "sad / low", 4: "calm / relaxed"}
+"""Plain, non-clinical words for each quadrant number, shown on screens a client or audience may see."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,13 +39,17 @@ class HopMessage:
     valence_raw, arousal_raw : float
         Model output before smoothing, in [-1, 1].
     quadrant : int
-        Circumplex quadrant 1..4 of the *smoothed* values, see :func:`quadrant_of`.
+        Circumplex quadrant 1..4 of the *smoothed* values (see :func:`quadrant_of`), 0 when not ``active``.
     model : str
         Model id, e.g. ``"mca-0.1.0"``.
     latency_ms : dict of str to float
         Milliseconds per stage (``capture``, ``features``, ``inference``, ``smoothing``, ``total``).
     dropped_samples : int
         Audio samples lost to input overflow since stream start.
+    confidence : float
+        0..1, how sure the tracker is that it hears music (:mod:`emotrack.realtime.activity`).
+    active : bool
+        False for silence, room noise or speech: then ``quadrant`` is 0 and the smoothed values glide to 0.
     """
 
     seq: int
@@ -55,13 +63,16 @@ class HopMessage:
     model: str
     latency_ms: dict[str, float]
     dropped_samples: int = 0
+    confidence: float = 1.0
+    active: bool = True
 
 
 def quadrant_of(valence: float, arousal: float) -> int:
     """Return the circumplex quadrant of a (valence, arousal) point.
 
     Zero counts as positive, so every point, the origin included, has exactly one quadrant:
-    Q1 ``V>=0, A>=0`` (happy), Q2 ``V<0, A>=0`` (angry), Q3 ``V<0, A<0`` (sad), Q4 ``V>=0, A<0`` (calm).
+    Q1 ``V>=0, A>=0`` (happy / energetic), Q2 ``V<0, A>=0`` (tense / agitated), Q3 ``V<0, A<0``
+    (sad / low), Q4 ``V>=0, A<0`` (calm / relaxed); see :data:`QUADRANT_NAMES`.
     """
     if arousal >= 0:
         return 1 if valence >= 0 else 2
@@ -84,7 +95,7 @@ def _dumps(payload: dict[str, Any]) -> str:
 def to_json(msg: HopMessage) -> str:
     """Encode a hop as the ``emotion`` envelope sent to WebSocket clients.
 
-    Values stay in [-1, 1]. Floats are rounded to 6 decimals (latencies to 3). NaN or infinity raises
+    Values stay in [-1, 1]. Floats are rounded to 6 decimals (latencies to 3, confidence to 4). NaN or infinity raises
     :class:`ValueError`: browsers' ``JSON.parse`` rejects them, so they must be caught upstream.
     """
     return _dumps(
@@ -98,6 +109,8 @@ def to_json(msg: HopMessage) -> str:
             "arousal": _num(msg.arousal),
             "raw": {"valence": _num(msg.valence_raw), "arousal": _num(msg.arousal_raw)},
             "quadrant": int(msg.quadrant),
+            "active": bool(msg.active),
+            "confidence": _num(msg.confidence, 4),
             "model": msg.model,
             "latency_ms": {str(k): _num(v, 3) for k, v in msg.latency_ms.items()},
             "dropped_samples": int(msg.dropped_samples),

@@ -19,7 +19,7 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.udp_client import UDPClient
 
 from emotrack.errors import ConfigError
-from emotrack.realtime.messages import HopMessage
+from emotrack.realtime.messages import QUADRANT_NAMES, HopMessage
 
 __all__ = ["ADDRESSES", "SCALES", "OscAddress", "OscSender", "parse_target", "validate_prefix"]
 
@@ -42,7 +42,10 @@ ADDRESSES: tuple[OscAddress, ...] = (
     OscAddress("/arousal", "smoothed arousal (calm to energetic)", "0..1 or -1..1 (scale)"),
     OscAddress("/valence_raw", "model valence before smoothing", "0..1 or -1..1 (scale)"),
     OscAddress("/arousal_raw", "model arousal before smoothing", "0..1 or -1..1 (scale)"),
-    OscAddress("/quadrant", "quadrant of the smoothed values: 1 happy, 2 angry, 3 sad, 4 calm", "1..4"),
+    OscAddress("/quadrant", "quadrant of the smoothed values: "
+               + ", ".join(f"{q} {name}" for q, name in QUADRANT_NAMES.items()), "0..4"),
+    OscAddress("/active", "1 while music is heard, 0 for silence, room noise or speech", "0 or 1"),
+    OscAddress("/confidence", "how sure the tracker is that it hears music", "0..1"),
     OscAddress("/seq", "hop number since stream start", "0, 1, 2, ..."),
     OscAddress("/latency_ms", "audio-to-send latency of this hop, milliseconds", ">= 0"),
     OscAddress("/dropped", "audio samples lost to input overflow since stream start", ">= 0"),
@@ -166,6 +169,8 @@ class OscSender:
             "/valence_raw": self._unit(msg.valence_raw),
             "/arousal_raw": self._unit(msg.arousal_raw),
             "/quadrant": float(msg.quadrant),
+            "/active": 1.0 if msg.active else 0.0,
+            "/confidence": float(msg.confidence),
             "/seq": float(msg.seq),
             "/latency_ms": float(sum(msg.latency_ms.values()) if total is None else total),
             "/dropped": float(msg.dropped_samples),

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from emotrack.inference import ModelRunner
+from emotrack.realtime.activity import hop_level_dbfs
 from emotrack.realtime.smoothing import Smoother
 from emotrack.realtime.tracker import HopResult, Tracker, infer
 
@@ -86,5 +87,6 @@ class MultiTracker:
         t_ready = self.clock()
         trackers = [self.streams[i] for i, _, _ in hops]
         frontends = [tr.frontend for tr in trackers]
-        frames = self.runner.normalizer(type(frontends[0]).process_many(frontends, np.stack([h for _, h, _ in hops])))
-        return infer(trackers, frames, [t for _, _, t in hops], t_ready)
+        audio = np.stack([h for _, h, _ in hops])
+        frames = self.runner.normalizer(type(frontends[0]).process_many(frontends, audio))
+        return infer(trackers, frames, [t for _, _, t in hops], t_ready, [hop_level_dbfs(h) for h in audio])

@@ -4,7 +4,12 @@
 and returns one :class:`HopResult` per completed 0.5 s hop. The chain is
 
     downmix -> streaming resampler -> hop accumulator -> front end (new audio only)
-    -> normalisation -> frame context -> ONNX Runtime -> smoother
+    -> normalisation -> frame context -> ONNX Runtime -> activity gate -> smoother
+
+The activity gate (:mod:`emotrack.realtime.activity`) gives each hop a ``confidence`` and an ``active``
+flag from the model's ``music`` output and the hop's level. While a stream is inactive its quadrant is 0
+("no music") and the smoother is fed the neutral centre (0, 0), so published values glide to the centre
+instead of holding an emotion for a silent room; the raw values stay the model's.
 
 Hops are cut by sample count, never by wall clock, so a paced file, a file read as fast as possible
 and the same audio from a sound card give the same hop boundaries and the same numbers.
@@ -27,6 +32,7 @@ from emotrack.audio import Resampler, downmix
 from emotrack.context import FrameContext
 from emotrack.export.metadata import OUTPUT_VA
 from emotrack.inference import ModelRunner
+from emotrack.realtime.activity import MUSIC_OUTPUT, ActivityGate, hop_level_dbfs
 from emotrack.realtime.messages import quadrant_of
 from emotrack.realtime.smoothing import Passthrough, Smoother
 
@@ -37,9 +43,11 @@ __all__ = ["HopResult", "Tracker", "infer"]
 class HopResult:
     """One hop's prediction and its timing (``perf_counter`` seconds).
 
-    ``t_audio`` is when the hop's last sample reached the process (its arrival time at the source),
-    ``t_ready`` when the hop's audio was complete and processing began; ``t_features``,
-    ``t_inference`` and ``t_smoothing`` when each stage finished.
+    ``quadrant`` is 1..4 of the smoothed values, or 0 while ``active`` is false (no music); ``confidence``
+    in [0, 1] says how sure the tracker is that it hears music (:mod:`emotrack.realtime.activity`), and
+    ``level_db`` is the hop's RMS in dBFS. ``t_audio`` is when the hop's last sample reached the process
+    (its arrival time at the source), ``t_ready`` when the hop's audio was complete and processing began;
+    ``t_features``, ``t_inference`` and ``t_smoothing`` when each stage finished.
     """
 
     seq: int
@@ -55,6 +63,9 @@ class HopResult:
     t_inference: float
     t_smoothing: float
     extras: dict[str, list[float]] = field(default_factory=dict)
+    confidence: float = 1.0
+    active: bool = True
+    level_db: float = 0.0
 
     def latency_ms(self, t_send: float | None = None) -> dict[str, float]:
         """Per-stage latency in ms; ``total`` runs from the last sample's arrival to ``t_send`` (or smoothing)."""
@@ -106,6 +117,7 @@ class Tracker:
         self.hop_s = self.hop_length / self.sample_rate
         self._hop = np.zeros(self.hop_length, np.float32)
         self._context = FrameContext(runner.card.context_frames, self.frontend.frame_shape)
+        self.activity = ActivityGate()
         self.reset()
 
     def reset(self) -> None:
@@ -118,6 +130,7 @@ class Tracker:
         self.seq = 0
         self.frontend.reset()
         self._context.reset()
+        self.activity.reset()
         self.smoother.reset()
 
     def process(self, block: np.ndarray, t_last: float | None = None, last: bool = False) -> list[HopResult]:
@@ -163,14 +176,17 @@ class Tracker:
     def _run_hops(self, hops: list[tuple[np.ndarray, float]]) -> list[HopResult]:
         """Front end on consecutive hops of this stream in one call, then the model on their contexts at once."""
         t_ready = self.clock()
-        frames = self.runner.normalizer(self.frontend.process_hops(np.stack([h for h, _ in hops])))
-        return infer([self] * len(hops), frames, [t for _, t in hops], t_ready)
+        audio = np.stack([h for h, _ in hops])
+        frames = self.runner.normalizer(self.frontend.process_hops(audio))
+        return infer([self] * len(hops), frames, [t for _, t in hops], t_ready, [hop_level_dbfs(h) for h in audio])
 
     def _finish_hop(self, outputs: dict[str, np.ndarray], row: int, t_audio: float, t_ready: float,
-                    t_features: float, t_inference: float) -> HopResult:
-        """Smooth row ``row`` of a model call's outputs into this stream's next :class:`HopResult`."""
+                    t_features: float, t_inference: float, level_db: float) -> HopResult:
+        """Gate and smooth row ``row`` of a model call's outputs into this stream's next :class:`HopResult`."""
         v_raw, a_raw = (float(x) for x in outputs[OUTPUT_VA][row])
-        v, a = self.smoother.process(v_raw, a_raw)
+        music = float(outputs[MUSIC_OUTPUT][row].ravel()[0]) if MUSIC_OUTPUT in outputs else None
+        confidence, active = self.activity.process(music, level_db)
+        v, a = self.smoother.process(v_raw, a_raw) if active else self.smoother.process(0.0, 0.0)
         t_smoothing = self.clock()
         extras = {k: [float(x) for x in np.ravel(val[row])] for k, val in outputs.items() if k != OUTPUT_VA}
         result = HopResult(
@@ -180,21 +196,27 @@ class Tracker:
             arousal_raw=a_raw,
             valence=v,
             arousal=a,
-            quadrant=quadrant_of(v, a),
+            quadrant=quadrant_of(v, a) if active else 0,
             t_audio=t_audio,
             t_ready=t_ready,
             t_features=t_features,
             t_inference=t_inference,
             t_smoothing=t_smoothing,
             extras=extras,
+            confidence=confidence,
+            active=active,
+            level_db=level_db,
         )
         self.seq += 1
         return result
 
 
-def infer(trackers: list[Tracker], frames: np.ndarray, t_audios: list[float], t_ready: float) -> list[HopResult]:
+def infer(
+    trackers: list[Tracker], frames: np.ndarray, t_audios: list[float], t_ready: float, levels: list[float]
+) -> list[HopResult]:
     """One model call for normalised front-end frames of several hops: frame ``i`` is the next hop of
-    ``trackers[i]`` (the same tracker may come several times, for its consecutive hops).
+    ``trackers[i]`` (the same tracker may come several times, for its consecutive hops), ``levels[i]``
+    that hop's RMS in dBFS.
 
     Each frame enters its tracker's context, the context is taken as it stands then, and every row's
     output is smoothed by its tracker in order. The trackers must share one model.
@@ -209,5 +231,5 @@ def infer(trackers: list[Tracker], frames: np.ndarray, t_audios: list[float], t_
     t_features = first.clock()
     outputs = first.runner.run(contexts, masks)
     t_inference = first.clock()
-    return [tracker._finish_hop(outputs, i, t_audio, t_ready, t_features, t_inference)
-            for i, (tracker, t_audio) in enumerate(zip(trackers, t_audios, strict=True))]
+    return [tracker._finish_hop(outputs, i, t_audio, t_ready, t_features, t_inference, level)
+            for i, (tracker, t_audio, level) in enumerate(zip(trackers, t_audios, levels, strict=True))]

@@ -5,9 +5,13 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
+from emotrack.realtime.messages import QUADRANT_NAMES
 from emotrack.realtime.tracker import HopResult
 
-QUADRANT_NAMES = {1: "Q1 happy/excited", 2: "Q2 tense/angry", 3: "Q3 sad/depressed", 4: "Q4 calm/relaxed"}
+
+def state_text(r: HopResult) -> str:
+    """``"Q3 sad / low"`` while music is heard, ``"no music"`` otherwise."""
+    return f"Q{r.quadrant} {QUADRANT_NAMES[r.quadrant]}" if r.active and r.quadrant else QUADRANT_NAMES[0]
 
 
 def _bar(x: float, width: int = 21) -> str:
@@ -17,7 +21,7 @@ def _bar(x: float, width: int = 21) -> str:
 
 
 class HopView:
-    """Prints each hop: valence, arousal, quadrant, per-hop latency and dropped-audio count."""
+    """Prints each hop: valence, arousal, quadrant (or "no music"), confidence, latency and dropped audio."""
 
     def __init__(self, stream: TextIO | None = None, live: bool | None = None) -> None:
         self.stream = stream or sys.stdout
@@ -29,7 +33,7 @@ class HopView:
     def update(self, r: HopResult, latency_ms: dict[str, float], dropped: int) -> None:
         line = (
             f"t={r.stream_time:7.1f}s  V {r.valence:+.2f} [{_bar(r.valence)}]  A {r.arousal:+.2f} [{_bar(r.arousal)}]"
-            f"  {QUADRANT_NAMES[r.quadrant]:<17}  latency {latency_ms['total']:6.1f} ms"
+            f"  {state_text(r):<20} conf {r.confidence:4.2f}  latency {latency_ms['total']:6.1f} ms"
             f" (feat {latency_ms['features']:.1f} / infer {latency_ms['inference']:.1f})  dropped {dropped}"
         )
         if self.live:

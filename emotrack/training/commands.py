@@ -46,7 +46,8 @@ from emotrack.data.clips import Clip, DataError
 from emotrack.errors import ConfigError
 from emotrack.export.metadata import ModelCard
 from emotrack.frontends import Normalizer
-from emotrack.models.registry import EXTRA_OUTPUTS
+from emotrack.models.registry import EXTRA_OUTPUTS, MUSIC_OUTPUT
+from emotrack.training.checkpoint import save_checkpoint
 from emotrack.training.cv_report import cv_markdown
 from emotrack.training.evaluate import evaluate_predictions, stream_predictions, torch_predictor
 from emotrack.training.features import FeatureCache
@@ -236,6 +237,35 @@ def load_examples(
     return examples, cache
 
 
+def nonmusic_examples(
+    n: int,
+    cache_root: str | Path,
+    frontend: str,
+    frontend_params: dict[str, Any] | None = None,
+    seed: int = 0,
+    workers: int = 2,
+    progress: bool = True,
+) -> list[Example]:
+    """``n`` generated non-music clips (:func:`emotrack.data.nonmusic.make_nonmusic`) as training examples.
+
+    Their targets are the neutral centre (0, 0) on every hop and ``music=False``; they join every training
+    part (they belong to no data set, so no split can leak them) and are never validated or tested on.
+    """
+    from emotrack.data.nonmusic import make_nonmusic
+
+    if n <= 0:
+        return []
+    made = make_nonmusic(Path(cache_root) / "nonmusic", n, seed=seed)
+    cache = FeatureCache(cache_root, frontend, frontend_params)
+    cache.build([p for p, _ in made], workers=workers, progress=progress)
+    out = []
+    for path, _ in made:
+        frames = cache.load(path)
+        out.append(Example(f"nonmusic/{path.stem}", "nonmusic", frames, 0, np.zeros((len(frames), 2), np.float32),
+                           music=False))
+    return out
+
+
 def _render_cache(opts: argparse.Namespace) -> Path:
     """``--render-cache``, defaulting to ``--cache`` (where ``emotrack data prepare`` renders too)."""
     return Path(opts.render_cache or opts.cache)
@@ -370,7 +400,7 @@ def _config(opts: argparse.Namespace) -> TrainConfig:
     return cfg
 
 
-def _description(datasets: Sequence[str], frontend: str) -> str:
+def _description(datasets: Sequence[str], frontend: str, cfg: TrainConfig | None = None) -> str:
     """Model-card description that says what the outputs mean given the training targets."""
     text = (
         "Causal streaming music emotion model: every 0.5 s it reads the newest 10 s of "
@@ -378,6 +408,24 @@ def _description(datasets: Sequence[str], frontend: str) -> str:
     )
     signs = [n for n in datasets if n in QUADRANT_DATASETS]
     names = {"4q": "4Q", "emopia": "EMOPIA", "vgmidi": "VGMIDI"}
+    if cfg is not None and cfg.targets == "graded":
+        from emotrack.training.trainer import GRADED_SCALE
+
+        parts = []
+        if signs:
+            parts.append(f"static {' and '.join(names[n] for n in signs)} quadrants as graded targets (+-"
+                         f"{GRADED_SCALE[0]} valence, +-{GRADED_SCALE[1]} arousal, the RMS of DEAM songs' annotations)")
+        if "vgmidi" in datasets:
+            parts.append("VGMIDI's continuous per-measure labels")
+        sources = " and ".join(parts)
+        extra = music = ""
+        if cfg.medley_p:
+            extra = (" Trained on medleys (cuts between clips of different quadrants and to generated silence, "
+                     "noise and speech) with per-hop step targets, so it follows changes within a stream.")
+        if cfg.model_kwargs.get("music_head"):
+            music = (" Its extra output 'music' is the probability that the context holds music; the runtime "
+                     "turns it into each hop's confidence and active flag.")
+        return text + f"Values are graded on the scale people annotate: trained on {sources}.{extra}{music}"
     if signs and "vgmidi" not in datasets:
         return text + (
             f"Trained on static {' and '.join(names[n] for n in signs)} quadrant labels, so va is the expected sign "
@@ -404,9 +452,11 @@ def _card_template(
         version="0.1.0",
         frontend={"name": cache.frontend_name, "params": cache.frontend_params},
         architecture=architecture_text(opts.model, cfg.model_kwargs),
-        description=_description(datasets, cache.frontend_name),
+        description=_description(datasets, cache.frontend_name, cfg),
         training={"config": asdict(cfg), **describe_objective(opts.model)},
-        outputs={"va": ["valence", "arousal"], "range": [-1.0, 1.0], "extra": dict(EXTRA_OUTPUTS.get(opts.model, {}))},
+        outputs={"va": ["valence", "arousal"], "range": [-1.0, 1.0],
+                 "extra": {**EXTRA_OUTPUTS.get(opts.model, {}),
+                           **(MUSIC_OUTPUT if cfg.model_kwargs.get("music_head") else {})}},
     )
 
 
@@ -420,7 +470,14 @@ def _training_text(opts: argparse.Namespace, clips: Sequence[Clip], idx: np.ndar
         data = "; ".join(f"{DATA_TEXT[n]}: {used[n]} clips" for n in names)
     signs = [n for n in names if n in QUADRANT_DATASETS]
     targets, scores = [], []
-    if signs:
+    if signs and cfg.targets == "graded":
+        from emotrack.training.trainer import GRADED_SCALE
+
+        targets.append(f"{', '.join(signs)}: static quadrant -> graded point (+-{GRADED_SCALE[0]} valence, "
+                       f"+-{GRADED_SCALE[1]} arousal: RMS of the 1,802 DEAM songs' mean annotations) on every hop; "
+                       f"MSE + {cfg.ccc_weight} x (1 - CCC) on va = tanh(logits)")
+        scores.append("clip weighted F1 (+ 0.1 x mean sign margin) on quadrant clips")
+    elif signs:
         targets.append(f"{', '.join(signs)}: static quadrant -> (valence sign, arousal sign) on every hop; BCE on "
                        f"2*logits vs (sign+1)/2 with label smoothing {cfg.label_smoothing}, so va = tanh(logits) is "
                        "the expected sign")
@@ -429,6 +486,13 @@ def _training_text(opts: argparse.Namespace, clips: Sequence[Clip], idx: np.ndar
         targets.append("vgmidi: mean-annotator (valence, arousal) per 0.5 s hop (per-measure labels, constant bar "
                        f"length); MSE + {cfg.ccc_weight} x (1 - CCC) on va = tanh(logits)")
         scores.append("mean per-piece CCC of V and A on VGMIDI")
+    if cfg.medley_p:
+        targets.append(f"medleys: with chance {cfg.medley_p} a sequence cuts from its clip to one of another quadrant "
+                       f"of the same training part or (share {cfg.nonmusic_p}) to one of {cfg.nonmusic} generated "
+                       "non-music clips (silence, noise, hum, espeak-ng speech; target (0, 0)), per-hop step targets"
+                       + (f"; per-sequence {cfg.sequence_ccc} x (1 - CCC)" if cfg.sequence_ccc else ""))
+    if cfg.model_kwargs.get("music_head"):
+        targets.append(f"music head: {cfg.music_weight} x BCE(music logit, 1 for music hops, 0 for non-music hops)")
     selection = (f"best {cfg.smooth}-epoch-smoothed score on a grouped stratified 1/7 holdout "
                  f"({', '.join(f'{n} by {GROUP_TEXT[n]}' for n in names)}): {' and '.join(scores)}"
                  + (", averaged" if len(scores) > 1 else ""))
@@ -496,8 +560,11 @@ def run_cv(
     card: ModelCard,
     out: Path,
     plan: list[dict] | None = None,
+    extra_train: Sequence[Example] = (),
 ) -> dict[str, Any]:
     """Grouped CV (see :func:`cv_splits`); each fold early-stops on its inner holdout; metrics per data set.
+
+    ``extra_train`` (generated non-music examples) joins every fold's training part.
 
     Returns the CV document: per data set results under ``"datasets"``; when 4Q is trained, its numbers
     also sit at the top level (``mean``, ``std``, ``pooled``, ``pooled_vote``, quadrant keys in
@@ -512,9 +579,11 @@ def run_cv(
         tr, va, te = part["train"], part["val"], part["test"]
         _log(opts, f"fold {i + 1}/{len(plan)}: train {len(tr)}, val {len(va)}, test {len(te)}")
         result = train(
-            [examples[j] for j in tr], [examples[j] for j in va], cfg, card,
+            [examples[j] for j in tr] + list(extra_train), [examples[j] for j in va], cfg, card,
             checkpoint=out / f"fold{i}.pt", resume=bool(opts.resume), progress=not opts.quiet,
         )
+        # The fold's selected weights as a plain checkpoint, for later streamed checks (bench/response.py).
+        save_checkpoint(out / f"fold{i}_best.pt", cfg.model, cfg.model_kwargs, result.model, result.card)
         test = [examples[j] for j in te]
         preds = stream_predictions(torch_predictor(result.model), Normalizer.from_dict(result.card.normalization), test)
         row: dict[str, Any] = {
@@ -641,14 +710,18 @@ def train_main(args: argparse.Namespace) -> dict[str, Any]:
         frontend=cfg.model_kwargs.get("frontend") or model_frontend(opts.model),  # e.g. mca on smile260
     )
     card = _card_template(opts, cache, cfg, names)
+    extra = nonmusic_examples(cfg.nonmusic, opts.cache, cache.frontend_name, cache.frontend_params, seed=cfg.seed,
+                              workers=int(opts.workers), progress=not opts.quiet)
     summary: dict[str, Any] = {"n_clips": len(clips), "n_clips_by_dataset": _count(clips, range(len(clips)))}
+    if extra:
+        summary["n_nonmusic"] = len(extra)
     cv = plan = None
     final = final_split(clips, cfg.seed) if opts.final else None
     if int(opts.folds or 0) > 1:
         plan = cv_splits(clips, int(opts.folds), int(opts.seed), cfg.seed)
     _write_splits(out / "splits.json", clips, plan, final)
     if plan is not None:
-        cv = run_cv(clips, examples, opts, cfg, card, out, plan)
+        cv = run_cv(clips, examples, opts, cfg, card, out, plan, extra_train=extra)
         cv.update(model=opts.model, config=asdict(cfg), machine=_machine(), command=_command(opts),
                   date=date.today().isoformat(), data=", ".join(names), n_clips=len(clips))
         stem = out / f"{opts.model}_{'_'.join(names)}_cv"
@@ -665,7 +738,7 @@ def train_main(args: argparse.Namespace) -> dict[str, Any]:
         _log(opts, f"final: train {len(final['train'])}, val {len(final['val'])}, "
              f"held out (EMOPIA val) {len(final['excluded'])}")
         result = train(
-            [examples[j] for j in final["train"]], [examples[j] for j in final["val"]], cfg, card,
+            [examples[j] for j in final["train"]] + extra, [examples[j] for j in final["val"]], cfg, card,
             checkpoint=out / "final.pt", resume=bool(opts.resume), progress=not opts.quiet,
         )
         final_card = copy.deepcopy(result.card)
@@ -683,8 +756,6 @@ def train_main(args: argparse.Namespace) -> dict[str, Any]:
         }
         if cv is not None:
             final_card.metrics = _card_metrics(cv)
-        from emotrack.training.checkpoint import save_checkpoint
-
         save_checkpoint(out / "final_best.pt", cfg.model, cfg.model_kwargs, result.model, final_card)
         summary["final"] = {"best_epoch": result.best_epoch + 1, "seconds": round(result.seconds, 1),
                             "checkpoint": str(out / "final_best.pt")}

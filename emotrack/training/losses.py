@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["ccc_loss", "continuous_loss", "sign_loss"]
+__all__ = ["ccc_loss", "continuous_loss", "music_loss", "sequence_ccc_loss", "sign_loss"]
 
 
 def sign_loss(logits: torch.Tensor, signs: torch.Tensor, smoothing: float = 0.0) -> torch.Tensor:
@@ -58,3 +58,33 @@ def continuous_loss(logits: torch.Tensor, target: torch.Tensor, ccc_weight: floa
     if ccc_weight:
         loss = loss + ccc_weight * ccc_loss(pred, target)
     return loss
+
+
+def sequence_ccc_loss(
+    pred: torch.Tensor, target: torch.Tensor, sequence: torch.Tensor, min_var: float = 1e-3
+) -> torch.Tensor:
+    """Mean ``1 - CCC`` per sequence and axis (DSAML's per-sequence loss), over the pairs whose targets vary.
+
+    ``sequence`` ``[N]`` says which sequence each row belongs to. A sequence axis counts when it has at
+    least 4 labelled rows and target variance ``>= min_var`` (a static clip has nothing to follow).
+    """
+    losses = []
+    for k in torch.unique(sequence):
+        rows = sequence == k
+        for d in range(pred.shape[-1]):
+            y = target[rows, d]
+            valid = ~torch.isnan(y)
+            if valid.sum() < 4:
+                continue
+            y, p = y[valid], pred[rows, d][valid]
+            if y.var(unbiased=False) < min_var:
+                continue
+            cov = ((p - p.mean()) * (y - y.mean())).mean()
+            ccc = 2 * cov / (p.var(unbiased=False) + y.var(unbiased=False) + (p.mean() - y.mean()) ** 2 + 1e-8)
+            losses.append(1 - ccc)
+    return torch.stack(losses).mean() if losses else pred.sum() * 0.0
+
+
+def music_loss(music_logit: torch.Tensor, music: torch.Tensor) -> torch.Tensor:
+    """BCE of the music head's logit against 1 (music) / 0 (silence, noise, speech) per row."""
+    return F.binary_cross_entropy_with_logits(music_logit, music)

@@ -7,8 +7,15 @@ window over the embeddings (left zero padding + validity mask, exactly like
 graph hop by hop, at a fraction of the cost (each frame is encoded once, not 20 times).
 
 Targets per clip are either static signs (4Q quadrant -> (valence, arousal) in {-1, +1}, trained with
-:func:`~emotrack.training.losses.sign_loss` on every hop) or a continuous ``[n_hops, 2]`` series
-(NaN = unlabelled; :func:`~emotrack.training.losses.continuous_loss`).
+:func:`~emotrack.training.losses.sign_loss` on every hop), or, with ``targets="graded"``, the quadrant's
+point on the annotated V-A scale (:data:`GRADED_SCALE`, from DEAM's real annotations), or a continuous
+``[n_hops, 2]`` series (NaN = unlabelled; :func:`~emotrack.training.losses.continuous_loss`).
+
+Tracking (``medley_p`` > 0): a training sequence may be cut from one clip to another of a different
+quadrant, or to generated silence / noise / speech (:mod:`emotrack.data.nonmusic`), with per-hop step
+targets, so the model learns to move when the music moves; partners come from the same training part
+only. ``sequence_ccc`` adds DSAML's per-sequence ``1 - CCC`` on every sequence whose targets vary. A model
+with a music head (``music_head``) learns from the same sequences whether each hop's context holds music.
 
 Augmentation (all causal-safe and cheap, in the feature domain):
 
@@ -45,7 +52,7 @@ from emotrack.frontends.tonal import N_TONAL
 from emotrack.models import build_model
 from emotrack.models.common import StreamingModel
 from emotrack.training.checkpoint import save_checkpoint
-from emotrack.training.losses import continuous_loss, sign_loss
+from emotrack.training.losses import continuous_loss, music_loss, sequence_ccc_loss, sign_loss
 from emotrack.training.metrics import classification_metrics, clip_quadrant, regression_metrics
 from emotrack.training.objectives import apply_gain, auxiliary_loss, mel_columns, uses_freq_mask
 
@@ -53,6 +60,7 @@ DEVICES = ("auto", "cpu", "cuda")
 
 __all__ = [
     "Example",
+    "GRADED_SCALE",
     "TrainConfig",
     "LOGMEL_MIN_STD",
     "TrainResult",
@@ -65,6 +73,14 @@ __all__ = [
     "train",
     "validation_score",
 ]
+
+
+GRADED_SCALE = (0.255, 0.312)
+"""|valence|, |arousal| of a quadrant-labelled clip's graded target: the RMS of the 1,802 DEAM songs' mean
+dynamic annotations on each axis (``sqrt(mean(song_mean ** 2))``, measured by
+:func:`emotrack.data.deam.graded_scale`: 0.254 / 0.312, to within 0.002), so a balanced set of quadrant
+targets has the second moment of real songs' annotations, and VGMIDI's continuous labels (per-hop std
+0.23 / 0.26) share the scale."""
 
 
 def quadrant_signs(quadrant: int) -> np.ndarray:
@@ -93,11 +109,13 @@ class Example:
     frames: np.ndarray
     quadrant: int = 0
     targets: np.ndarray | None = None
+    music: bool = True
 
-    def hop_targets(self) -> tuple[np.ndarray, bool]:
-        """``([n_hops, 2] targets, is_sign)``."""
+    def hop_targets(self, graded: bool = False) -> tuple[np.ndarray, bool]:
+        """``([n_hops, 2] targets, is_sign)``; ``graded`` turns a quadrant into its :data:`GRADED_SCALE` point."""
         if self.quadrant:
-            return np.broadcast_to(quadrant_signs(self.quadrant), (len(self.frames), 2)), True
+            signs = np.broadcast_to(quadrant_signs(self.quadrant), (len(self.frames), 2))
+            return (signs * np.float32(GRADED_SCALE), False) if graded else (signs, True)
         if self.targets is None:
             raise ValueError(f"clip {self.id} has neither a quadrant nor a target series")
         return np.asarray(self.targets, np.float32), False
@@ -114,6 +132,13 @@ class TrainConfig:
     ``hops_per_clip`` subsamples the hops (contexts) used per clip and epoch: neighbouring 10 s
     contexts overlap by 95 % and share a static label, so a random subset per epoch costs a third of
     the time for nearly the same signal.
+
+    Tracking fields (module docstring): ``targets`` ``"sign"`` or ``"graded"``; ``medley_p`` the chance a
+    music clip of a batch becomes a medley, ``nonmusic_p`` the share of medleys whose other part is
+    non-music; ``nonmusic`` how many generated non-music clips join every training part; ``sequence_ccc``
+    and ``music_weight`` the weights of the per-sequence CCC and music-head terms. Continuous series
+    (VGMIDI) are few but carry the within-piece dynamics: ``series_repeat`` puts each in every epoch that
+    many times and ``hops_per_series`` samples more of their hops, so the per-sequence CCC sees their curve.
     """
 
     model: str = "mca"
@@ -136,6 +161,14 @@ class TrainConfig:
     smooth: int = 3
     freq_mask: int = 12
     freq_mask_p: float = 0.5
+    targets: str = "sign"
+    medley_p: float = 0.0
+    nonmusic_p: float = 0.3
+    nonmusic: int = 0
+    sequence_ccc: float = 0.0
+    music_weight: float = 0.5
+    series_repeat: int = 1
+    hops_per_series: int | None = None
     device: str = "auto"
 
 
@@ -252,6 +285,56 @@ def validation_score(
     return out
 
 
+class MedleyPool:
+    """The training part's examples by kind, for drawing medley partners (never from outside the part)."""
+
+    def __init__(self, examples: Sequence[Example]) -> None:
+        self.nonmusic = [e for e in examples if not e.music]
+        self.music = [e for e in examples if e.music]
+        self.by_quadrant = {q: [e for e in self.music if e.quadrant != q] for q in (1, 2, 3, 4)}
+
+    def partner(self, e: Example, rng: np.random.Generator, nonmusic_p: float) -> Example | None:
+        """Non-music (chance ``nonmusic_p``), else music of another quadrant (any other clip for series)."""
+        if self.nonmusic and rng.random() < nonmusic_p:
+            return self.nonmusic[int(rng.integers(len(self.nonmusic)))]
+        music = self.by_quadrant[e.quadrant] if e.quadrant else self.music
+        pick = music[int(rng.integers(len(music)))] if music else None
+        return None if pick is e else pick
+
+
+def _segment(e: Example, start: int, stop: int, graded: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(frames, sign targets, continuous targets, music targets)`` of hops ``start:stop`` (NaN = none)."""
+    targets, is_sign = e.hop_targets(graded)
+    t = np.array(targets[start:stop], np.float32)
+    nan = np.full_like(t, np.nan)
+    music = np.full(len(t), 1.0 if e.music else 0.0, np.float32)
+    return e.frames[start:stop], (t if is_sign else nan), (nan if is_sign else t), music
+
+
+def _sequence(
+    e: Example, pool: MedleyPool | None, cfg: TrainConfig, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One training sequence from ``e``: its (randomly cropped) hops, or a medley cut to a partner.
+
+    A medley keeps ``e`` for at least 5 s, cuts to at least 10 s of the partner (random start), and puts
+    the partner first half of the time when it is non-music (music starting after silence or talk).
+    """
+    graded = cfg.targets == "graded"
+    crop = int(rng.integers(0, min(cfg.crop_max_frames, max(len(e.frames) - 1, 0)) + 1))
+    medley = pool is not None and cfg.medley_p and rng.random() < cfg.medley_p
+    partner = pool.partner(e, rng, cfg.nonmusic_p) if medley else None
+    if partner is None or len(e.frames) - crop < 10 or len(partner.frames) < 20:
+        return _segment(e, crop, len(e.frames), graded)
+    first_len = int(rng.integers(10, len(e.frames) - crop + 1))
+    second_len = int(rng.integers(20, min(len(partner.frames), 60) + 1))
+    second_start = int(rng.integers(0, len(partner.frames) - second_len + 1))
+    parts = [_segment(e, crop, crop + first_len, graded),
+             _segment(partner, second_start, second_start + second_len, graded)]
+    if not partner.music and rng.random() < 0.5:
+        parts.reverse()
+    return tuple(np.concatenate(x) for x in zip(*parts, strict=True))  # type: ignore[return-value]
+
+
 def _batch_loss(
     model: StreamingModel,
     batch: Sequence[Example],
@@ -259,14 +342,14 @@ def _batch_loss(
     std: torch.Tensor,
     cfg: TrainConfig,
     rng: np.random.Generator,
+    pool: MedleyPool | None = None,
 ) -> torch.Tensor:
-    """Augment, encode each clip once, slide contexts, and score the sampled hops."""
+    """Build each sequence (medleys from ``pool``), augment, encode once, slide contexts, score sampled hops."""
     dev = mean.device
-    clips, sign_t, cont_t = [], [], []
+    clips, sign_t, cont_t, music_t = [], [], [], []
     for e in batch:
-        targets, is_sign = e.hop_targets()
-        crop = int(rng.integers(0, min(cfg.crop_max_frames, max(len(e.frames) - 1, 0)) + 1))
-        frames = torch.from_numpy(e.frames[crop:]).to(dev)
+        frames_np, s, c, m = _sequence(e, pool, cfg, rng) if e.music else _segment(e, 0, len(e.frames), True)
+        frames = torch.from_numpy(np.ascontiguousarray(frames_np)).to(dev)
         frames = apply_gain(frames, float(rng.uniform(-cfg.gain_range, cfg.gain_range)), model.frontend)
         frames = (frames - mean) / std
         if cfg.freq_mask and uses_freq_mask(model.frontend) and rng.random() < cfg.freq_mask_p:
@@ -274,23 +357,26 @@ def _batch_loss(
             lo = int(rng.integers(0, mel_columns(model.frontend, frames.shape[-1]) - width + 1))
             frames[..., lo : lo + width] = 0.0
         clips.append(frames)
-        t = torch.from_numpy(np.array(targets[crop:], np.float32)).to(dev)
-        nan = torch.full_like(t, float("nan"))
-        sign_t.append(t if is_sign else nan)
-        cont_t.append(nan if is_sign else t)
+        sign_t.append(torch.from_numpy(s).to(dev))
+        cont_t.append(torch.from_numpy(c).to(dev))
+        music_t.append(torch.from_numpy(m).to(dev))
     lengths = [len(c) for c in clips]
     emb = model.encode(torch.cat(clips).unsqueeze(0))[0]
-    ctxs, masks, signs, conts = [], [], [], []
-    for emb_clip, n, s, c in zip(torch.split(emb, lengths), lengths, sign_t, cont_t, strict=True):
+    ctxs, masks, signs, conts, musics, seq_ids = [], [], [], [], [], []
+    for k, (emb_clip, n) in enumerate(zip(torch.split(emb, lengths), lengths, strict=True)):
         ctx, mask = slide_contexts(emb_clip, model.context_frames)
         pick = np.arange(n)
-        if cfg.hops_per_clip and n > cfg.hops_per_clip:
-            pick = np.sort(rng.choice(n, cfg.hops_per_clip, replace=False))
+        hops = cfg.hops_per_series if batch[k].targets is not None and batch[k].music and cfg.hops_per_series \
+            else cfg.hops_per_clip
+        if hops and n > hops:
+            pick = np.sort(rng.choice(n, hops, replace=False))
         pick_t = torch.from_numpy(pick).to(dev)
         ctxs.append(ctx[pick_t])
         masks.append(mask[pick_t])
-        signs.append(s[pick_t])
-        conts.append(c[pick_t])
+        signs.append(sign_t[k][pick_t])
+        conts.append(cont_t[k][pick_t])
+        musics.append(music_t[k][pick_t])
+        seq_ids.append(torch.full((len(pick),), k, device=dev))
     ctx, mask = torch.cat(ctxs), torch.cat(masks).clone()
     # Left truncation (spec §0.1): hide a random number (1..n-1) of the oldest frames.
     n_ctx = mask.shape[1]
@@ -307,6 +393,10 @@ def _batch_loss(
         loss = loss + sign_loss(logits, signs_all, cfg.label_smoothing)
     if not torch.isnan(conts_all).all():
         loss = loss + continuous_loss(logits, conts_all, cfg.ccc_weight)
+        if cfg.sequence_ccc:
+            loss = loss + cfg.sequence_ccc * sequence_ccc_loss(torch.tanh(logits), conts_all, torch.cat(seq_ids))
+    if "music_logit" in out and cfg.music_weight:
+        loss = loss + cfg.music_weight * music_loss(out["music_logit"][:, 0], torch.cat(musics))
     aux = auxiliary_loss(out, signs_all, cfg.label_smoothing)  # zoo-specific terms; None for MCA
     if aux is not None:
         loss = loss + aux
@@ -356,6 +446,9 @@ def train(
     history: list[dict[str, Any]] = []
     best = {"score": -np.inf, "epoch": -1, "state": copy.deepcopy(model.state_dict())}
     averaged = copy.deepcopy(model) if cfg.ema else model
+    pool = MedleyPool(train_set) if cfg.medley_p else None
+    series = [i for i, e in enumerate(train_set) if e.music and e.targets is not None and not e.quadrant]
+    epoch_items = np.array(list(range(len(train_set))) + series * (max(1, cfg.series_repeat) - 1), np.int64)
     start = 0
     if resume and checkpoint is not None and Path(checkpoint).exists():
         payload = torch.load(checkpoint, map_location=device, weights_only=False)
@@ -374,12 +467,12 @@ def train(
         if cfg.patience is not None and best["epoch"] >= 0 and epoch - best["epoch"] > cfg.patience:
             break
         model.train()
-        order = rng.permutation(len(train_set))  # fresh each epoch: depends only on the saved RNG state
+        order = rng.permutation(epoch_items)  # fresh each epoch: depends only on the saved RNG state
         losses = []
         batches = [order[i : i + cfg.batch_clips] for i in range(0, len(order), cfg.batch_clips)]
         bar = tqdm(batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", leave=False, disable=not progress)
         for idx in bar:
-            loss = _batch_loss(model, [train_set[i] for i in idx], mean, std, cfg, rng)
+            loss = _batch_loss(model, [train_set[i] for i in idx], mean, std, cfg, rng, pool)
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)

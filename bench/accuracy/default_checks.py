@@ -1,0 +1,164 @@
+"""Checks of the shipped default that its CV file does not hold: calibration, EMOPIA val, the "no music" state.
+
+* **Calibration** (VGMIDI, piece-grouped CV): every test piece streamed by its fold model of the default's
+  recipe (``--cv-run``: ``fold<i>_best.pt``, ``splits.json``); the per-hop spread (std) of the raw and the
+  default-smoothed output beside the label spread, pooled over all test pieces, and the share of hops at
+  |value| > 0.9 (saturation).
+* **Music heard as music**: the fold models' ``music`` output on every test clip of 4Q, EMOPIA val and VGMIDI
+  (cached features, no level gate): the share of hops from 2 s on whose music probability is >= 0.5.
+* **EMOPIA val** with the bundled file itself (``emotrack evaluate`` on the official val split, which the
+  final model never trained on).
+* **No music**: silence, pink noise at -40 dBFS and an espeak-ng speech recording (20 s each, made here,
+  never trained on) through ``emotrack analyze`` with no ``--model``: the share of inactive hops.
+
+    python -m bench.accuracy.default_checks --cv-run /tmp/runs/cv --render-cache /tmp/emocache --cache /tmp/emo/cache
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+
+from bench.common import command_line, machine
+
+ROOT = Path(__file__).resolve().parents[2]
+OUT = ROOT / "bench" / "accuracy" / "default_checks.json"
+SPEECH = ("Good afternoon everyone. Before the next piece begins, please find a comfortable position and rest your "
+          "hands in your lap. We will listen for about ten minutes, and afterwards I will ask you what you noticed.")
+
+
+def calibration(cv_run: Path, data_root: str, render_cache: str, cache: str) -> dict[str, Any]:
+    from emotrack.frontends import Normalizer
+    from emotrack.realtime.smoothing import make_smoother
+    from emotrack.training.checkpoint import load_checkpoint
+    from emotrack.training.commands import load_clips, load_examples
+    from emotrack.training.evaluate import stream_predictions, torch_predictor
+
+    splits = json.loads((cv_run / "splits.json").read_text())["folds"]
+    clips = load_clips(data_root, ["vgmidi"], render_cache)
+    examples, _ = load_examples(clips, cache, progress=False, frontend="musicnn")
+    by_id = {e.id: e for e in examples}
+    raw, smooth, labels = [], [], []
+    for fold, part in enumerate(splits):
+        test = [by_id[i] for i in part["test"] if i in by_id]
+        model, card, _ = load_checkpoint(cv_run / f"fold{fold}_best.pt")
+        preds = stream_predictions(torch_predictor(model), Normalizer.from_dict(card.normalization), test)
+        for e, p in zip(test, preds, strict=True):
+            s = make_smoother("ema")
+            keep = np.isfinite(e.targets).all(1)
+            raw.append(p[keep])
+            smooth.append(np.array([s.process(float(v), float(a)) for v, a in p])[keep])
+            labels.append(e.targets[keep])
+    raw, smooth, labels = (np.concatenate(x) for x in (raw, smooth, labels))
+    out: dict[str, Any] = {"pieces": len(clips), "hops": int(len(labels))}
+    for axis, name in enumerate(("valence", "arousal")):
+        out[name] = {
+            "label_std": round(float(labels[:, axis].std()), 4),
+            "raw_std": round(float(raw[:, axis].std()), 4),
+            "smoothed_std": round(float(smooth[:, axis].std()), 4),
+            "raw_std_ratio": round(float(raw[:, axis].std() / labels[:, axis].std()), 3),
+            "smoothed_std_ratio": round(float(smooth[:, axis].std() / labels[:, axis].std()), 3),
+            "raw_share_beyond_0.9": round(float(np.mean(np.abs(raw[:, axis]) > 0.9)), 4),
+        }
+    return out
+
+
+def music_active(cv_run: Path, data_root: str, render_cache: str, cache: str) -> dict[str, Any]:
+    import torch
+
+    from emotrack.frontends import Normalizer
+    from emotrack.training.checkpoint import load_checkpoint
+    from emotrack.training.commands import load_clips, load_examples
+    from emotrack.training.trainer import slide_contexts
+
+    splits = json.loads((cv_run / "splits.json").read_text())["folds"]
+    clips = load_clips(data_root, ["4q", "vgmidi", "emopia"], render_cache)
+    examples, _ = load_examples(clips, cache, progress=False, frontend="musicnn")
+    dataset = {c.id: c.dataset for c in clips}
+    by_id = {e.id: e for e in examples}
+    shares: dict[str, list[float]] = {}
+    seen: set[str] = set()
+    for fold, part in enumerate(splits):
+        model, card, _ = load_checkpoint(cv_run / f"fold{fold}_best.pt")
+        norm = Normalizer.from_dict(card.normalization)
+        model.eval()
+        for cid in part["test"]:
+            if cid in seen and dataset[cid] == "emopia":  # EMOPIA val is every fold's test set: count it once
+                continue
+            seen.add(cid)
+            with torch.no_grad():
+                emb = model.encode(torch.from_numpy(norm(by_id[cid].frames)).unsqueeze(0))[0]
+                ctx, mask = slide_contexts(emb, model.context_frames)
+                music = model.temporal(ctx, mask)["music"][:, 0].numpy()
+            shares.setdefault(dataset[cid], []).append(float(np.mean(music[4:] >= 0.5)))
+    return {name: {"clips": len(v), "active_share_mean": round(float(np.mean(v)), 4),
+                   "clips_below_90pct": int(np.sum(np.array(v) < 0.9))} for name, v in shares.items()}
+
+
+def emopia_val(data_root: str, render_cache: str, cache: str) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "emotrack", "evaluate", "mca-musicnn", "--data-root", data_root, "--datasets",
+               "emopia", "--render-cache", render_cache, "--cache", cache, "--out", f"{tmp}/e.json", "--quiet"]
+        subprocess.run(cmd, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+        result = json.loads(Path(f"{tmp}/e.json").read_text())
+    q = result["quadrant"]
+    return {"model": result["model"], "n_clips": result["n_clips"], "weighted_f1": round(q["weighted_f1"], 4),
+            "accuracy": round(q["accuracy"], 4), "command": " ".join(["emotrack", *cmd[3:-3], "--out", "E.json"])}
+
+
+def nonmusic() -> dict[str, Any]:
+    from emotrack.csvout import read_csv
+    from emotrack.data.nonmusic import colored_noise, scale_to_dbfs, speech
+
+    sr = 16000
+    rng = np.random.default_rng(7)
+    audio = {
+        "silence": np.zeros(20 * sr, np.float32),
+        "pink noise -40 dBFS": scale_to_dbfs(colored_noise(20 * sr, 1.0, rng), -40.0),
+        "speech (espeak-ng, -20 dBFS)": scale_to_dbfs(speech(SPEECH, sr, voice="en"), -20.0),
+    }
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = {}
+        for i, (name, x) in enumerate(audio.items()):
+            paths[name] = Path(tmp) / f"case{i}.wav"
+            sf.write(paths[name], x, sr)
+        subprocess.run([sys.executable, "-m", "emotrack", "analyze", *map(str, paths.values()), "-o", tmp, "--quiet"],
+                       check=True, cwd=ROOT)
+        for name, path in paths.items():
+            d = read_csv(path.with_suffix(".csv"))
+            active = np.array(d["active"])
+            out[name] = {"hops": int(len(active)), "inactive_share": round(float(np.mean(active == 0)), 4),
+                         "mean_confidence": round(float(np.mean(d["confidence"])), 4)}
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--cv-run", type=Path, required=True)
+    ap.add_argument("--data-root", default="../shared/data")
+    ap.add_argument("--render-cache", default="/tmp/emocache")
+    ap.add_argument("--cache", default="/tmp/emo/cache")
+    args = ap.parse_args()
+    doc = {
+        "command": command_line(),
+        "machine": machine(),
+        "calibration_vgmidi_cv": calibration(args.cv_run, args.data_root, args.render_cache, args.cache),
+        "music_active_cv": music_active(args.cv_run, args.data_root, args.render_cache, args.cache),
+        "emopia_val_bundled": emopia_val(args.data_root, args.render_cache, args.cache),
+        "nonmusic_bundled": nonmusic(),
+    }
+    OUT.write_text(json.dumps(doc, indent=1) + "\n")
+    print(json.dumps({k: v for k, v in doc.items() if k != "machine"}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
