@@ -314,6 +314,11 @@ def table_default(data: dict[str, Any]) -> list[str]:
                            for name, m in checks["music_active_cv"].items())
         lines.append(f"| music taken for music: hops from 2 s on with music output ≥ 0.5 (fold models, test clips) | "
                      f"(not set) | {shares} | | same |")
+    if "quiet_music" in checks:
+        shares = ", ".join(f"{lvl}: {100 * m['active_share_mean']:.1f} % (lowest clip "
+                           f"{100 * m['active_share_min']:.0f} %)" for lvl, m in checks["quiet_music"].items())
+        lines.append(f"| quiet music: EMOPIA val clips scaled to a lower RMS, active hops from 2 s on (bundled file) | "
+                     f"(not set) | {shares} | | same |")
     table = response.get("results", {}).get("4q", {})
     for kind, limit in (("raw", 2.5), ("smoothed", 3.5)):
         m = table.get(f"default recipe (CV fold model) | {kind}")
