@@ -239,7 +239,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         except ValueError:
             raise ConfigError(f"--latency must be 'low', 'high' or seconds, got {cfg.latency!r}") from None
     summary = run_live(cfg)
-    print(f"emotrack: {summary['hops']} hops, {summary['dropped']} samples dropped", file=sys.stderr)
+    lost = f", {summary['csv_errors']} CSV writes failed" if summary.get("csv_errors") else ""
+    print(f"emotrack: {summary['hops']} hops, {summary['dropped']} samples dropped{lost}", file=sys.stderr)
     return 0
 
 

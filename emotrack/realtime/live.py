@@ -9,6 +9,8 @@ client can never hold up the audio path.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
 import threading
 import time
 from dataclasses import dataclass, field
@@ -106,7 +108,7 @@ def run_live(cfg: LiveConfig) -> dict[str, Any]:
 
     def worker(source) -> None:
         tracker = Tracker(runner, source.sample_rate, smoother)
-        writer = HopCsvWriter(cfg.csv) if cfg.csv else None
+        writer = HopCsvWriter(cfg.csv, keep_going=True) if cfg.csv else None
         started = time.perf_counter()
 
         def publish(results) -> None:
@@ -150,9 +152,17 @@ def run_live(cfg: LiveConfig) -> dict[str, Any]:
         finally:
             if writer is not None:
                 writer.close()
+                summary["csv_errors"] = writer.errors
             stop.set()
 
     async def main() -> None:
+        # SIGTERM (service managers, `kill`) and SIGHUP (a closed terminal) end the stream like Ctrl-C: the worker
+        # stops at its next block, files are closed and the summary is printed.
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+            if sig is not None:
+                with contextlib.suppress(NotImplementedError, RuntimeError):  # Windows; not the main thread
+                    loop.add_signal_handler(sig, stop.set)
         if server is not None:
             await server.start()
         source = _open_source(cfg, stop, view or HopView(live=False))

@@ -1,0 +1,125 @@
+"""`emotrack run --csv` keeps its rows: SIGTERM and SIGHUP shut down cleanly, SIGKILL loses at most ~1 s, and a
+full disk is counted while tracking and the WebSocket stream go on."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import websockets
+
+from tests.conftest import REPO
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _data_rows(path: Path) -> int:
+    if not path.exists():
+        return 0
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    return max(0, len(lines) - 1)
+
+
+def _start(audio: Path, csv: Path, *extra: str) -> tuple[subprocess.Popen, int]:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "emotrack", "run", "--file", str(audio), "--quiet", "--no-osc", "--ws-port", str(port),
+         "--csv", str(csv), *extra],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    return proc, port
+
+
+def _wait_rows(proc: subprocess.Popen, csv: Path, n: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while _data_rows(csv) < n:
+        assert proc.poll() is None, proc.communicate()[1]
+        assert time.monotonic() < deadline, f"fewer than {n} rows after {timeout} s"
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_and_sighup_close_the_csv_with_every_row(example_audio, tmp_path, sig):
+    csv = tmp_path / "run.csv"
+    proc, _ = _start(example_audio, csv)
+    try:
+        _wait_rows(proc, csv, 4)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    summary = next(line for line in err.splitlines() if line.startswith("emotrack: ") and " hops" in line)
+    hops = int(summary.split()[1])
+    assert hops >= 4 and _data_rows(csv) == hops, (summary, _data_rows(csv))
+
+
+def test_sigkill_loses_at_most_a_second_of_rows(example_audio, tmp_path):
+    """Rows on disk after SIGKILL cover every hop the live stream had sent, but the last two (1 s)."""
+    csv = tmp_path / "run.csv"
+    proc, port = _start(example_audio, csv)
+
+    async def watch() -> int:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                ws = await websockets.connect(f"ws://127.0.0.1:{port}")
+                break
+            except OSError:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.1)
+        last = -1
+        async with ws:
+            async for text in ws:
+                msg = json.loads(text)
+                if msg["type"] == "emotion":
+                    last = msg["seq"]
+                if last >= 9:
+                    os.kill(proc.pid, signal.SIGKILL)
+                    return last
+        return last
+
+    try:
+        last_seen = asyncio.run(asyncio.wait_for(watch(), 90))
+        proc.wait(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == -signal.SIGKILL
+    assert _data_rows(csv) >= last_seen + 1 - 2, (_data_rows(csv), last_seen)
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("a full disk is simulated with a 4 KiB tmpfs, which needs root")
+    mount = tmp_path / "full"
+    mount.mkdir()
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4k", "tmpfs", str(mount)], capture_output=True, text=True)
+    if res.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {res.stderr.strip()}")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_full_disk_is_counted_and_tracking_goes_on(example_audio, tiny_disk):
+    csv = tiny_disk / "run.csv"
+    proc, _ = _start(example_audio, csv, "--fast")
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    summary = next(line for line in err.splitlines() if line.startswith("emotrack: ") and " hops" in line)
+    assert int(summary.split()[1]) == 130  # every hop of the 65 s example was tracked
+    assert "CSV writes failed" in summary
+    assert sum("cannot write" in line for line in err.splitlines()) == 1  # reported once, not per row
