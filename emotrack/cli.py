@@ -240,6 +240,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--latency must be 'low', 'high' or seconds, got {cfg.latency!r}") from None
     summary = run_live(cfg)
     lost = f", {summary['csv_errors']} CSV writes failed" if summary.get("csv_errors") else ""
+    if summary.get("invalid_hops"):
+        lost += f", {summary['invalid_hops']} hops with a non-finite model output (held)"
     print(f"emotrack: {summary['hops']} hops, {summary['dropped']} samples dropped{lost}", file=sys.stderr)
     return 0
 

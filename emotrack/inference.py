@@ -34,15 +34,25 @@ def bundled_models() -> dict[str, Path]:
 
 
 def resolve_model(model: str | os.PathLike[str] | None) -> Path:
-    """A model name (bundled) or a path to an ``.onnx`` file -> existing path."""
+    """A model name (bundled) or a path to an ``.onnx`` file -> existing path.
+
+    A bundled name wins over a same-named file or folder in the working directory unless the argument looks
+    like a path (has a separator or ends in ``.onnx``): ``--model mca`` is the bundled model, ``--model ./mca``
+    the file.
+    """
     if model is None:
         model = DEFAULT_MODEL
     path = Path(model)
-    if path.suffix == ".onnx" or path.exists() or os.sep in str(model):
+    models = bundled_models()
+    looks_like_path = path.suffix == ".onnx" or os.sep in str(model) or (os.altsep or os.sep) in str(model)
+    if str(model) in models and not looks_like_path:  # a folder named "mca" in the cwd must not shadow it
+        return models[str(model)]
+    if looks_like_path or path.exists():
         if not path.exists():
             raise ModelError(f"model file not found: {path}")
+        if path.is_dir():
+            raise ModelError(f"{path} is a folder, not an .onnx model file")
         return path
-    models = bundled_models()
     if str(model) not in models:
         known = ", ".join(models) or "none bundled"
         raise ModelError(f"unknown model {model!r} (bundled: {known}; or give a path to an .onnx file)")

@@ -123,3 +123,4 @@ def test_full_disk_is_counted_and_tracking_goes_on(example_audio, tiny_disk):
     assert int(summary.split()[1]) == 130  # every hop of the 65 s example was tracked
     assert "CSV writes failed" in summary
     assert sum("cannot write" in line for line in err.splitlines()) == 1  # reported once, not per row
+

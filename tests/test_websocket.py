@@ -153,6 +153,9 @@ def test_slow_client_skips_to_the_latest_messages():
     run(main())
 
 
+BAD_JSON = "message is not valid JSON (NaN, Infinity and out-of-range numbers are not)"
+
+
 def test_commands_and_malformed_messages(caplog):
     caplog.set_level(logging.INFO)
 
@@ -163,11 +166,14 @@ def test_commands_and_malformed_messages(caplog):
         ):
             await hello_of(ws)
             for bad, error in [
-                ("not json", "message is not valid JSON"),
+                ("not json", BAD_JSON),
+                ('{"type": "ping", "id": NaN}', BAD_JSON),  # would be echoed as NaN, which browsers cannot parse
+                ('{"type": "ping", "id": 1e999}', BAD_JSON),
+                ('{"type": "ping", "id": [-Infinity]}', BAD_JSON),
                 (b"\x00\x01", "binary messages are not supported; send JSON text"),
                 ("[1, 2]", 'expected a JSON object with a string "type"'),
                 ('{"type": 3}', 'expected a JSON object with a string "type"'),
-                ("[" * 3000, "message is not valid JSON"),
+                ("[" * 3000, BAD_JSON),
                 ('{"type": "subscribe"}', "unknown message type 'subscribe' (supported: ping)"),
             ]:
                 await ws.send(bad)

@@ -153,6 +153,7 @@ def run_live(cfg: LiveConfig) -> dict[str, Any]:
             if writer is not None:
                 writer.close()
                 summary["csv_errors"] = writer.errors
+            summary["invalid_hops"] = tracker.invalid_hops
             stop.set()
 
     async def main() -> None:

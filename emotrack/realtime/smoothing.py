@@ -26,7 +26,10 @@ from typing import Any
 from emotrack import HOP_SECONDS
 from emotrack.errors import ConfigError
 
-__all__ = ["SMOOTHERS", "AttackRelease", "OneEuro", "Passthrough", "Smoother", "Triangle", "make_smoother"]
+__all__ = ["MAX_TAPS", "SMOOTHERS", "AttackRelease", "OneEuro", "Passthrough", "Smoother", "Triangle", "make_smoother"]
+
+MAX_TAPS = 1200
+"""Longest triangle window: 10 minutes of 0.5 s hops (the window is allocated, and summed every hop)."""
 
 
 def _clip(x: float) -> float:
@@ -270,6 +273,8 @@ class Triangle(Smoother):
 
     def __init__(self, taps: int = 13) -> None:
         n = _number("taps", taps, low=1)
+        if n > MAX_TAPS:
+            raise ConfigError(f"smoothing parameter taps must be at most {MAX_TAPS} (10 min of hops), got {n:g}")
         if n != int(n):
             raise ConfigError(f"smoothing parameter taps must be a whole number, got {n:g}")
         self.taps = int(n)

@@ -22,6 +22,8 @@ rounding. :class:`~emotrack.realtime.streams.MultiTracker` batches across stream
 
 from __future__ import annotations
 
+import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,7 +38,13 @@ from emotrack.realtime.activity import MUSIC_OUTPUT, ActivityGate, hop_level_dbf
 from emotrack.realtime.messages import quadrant_of
 from emotrack.realtime.smoothing import Passthrough, Smoother
 
-__all__ = ["HopResult", "Tracker", "infer"]
+__all__ = ["MAX_SAMPLE", "HopResult", "Tracker", "infer"]
+
+logger = logging.getLogger(__name__)
+
+MAX_SAMPLE = 1e3
+"""Input samples are clipped to +-this (60 dB over full scale): float files may hold anything, and squares of
+values near 1e19 overflow the front end's power spectrum to inf and the model's output to NaN."""
 
 
 @dataclass
@@ -45,7 +53,8 @@ class HopResult:
 
     ``quadrant`` is 1..4 of the smoothed values, or 0 while ``active`` is false (no music); ``confidence``
     in [0, 1] says how sure the tracker is that it hears music (:mod:`emotrack.realtime.activity`), and
-    ``level_db`` is the hop's RMS in dBFS. ``t_audio`` is when the hop's last sample reached the process
+    ``level_db`` is the hop's RMS in dBFS; ``valid`` is false where the model returned NaN or infinity
+    (the hop then repeats the last values, inactive). ``t_audio`` is when the hop's last sample reached the process
     (its arrival time at the source), ``t_ready`` when the hop's audio was complete and processing began;
     ``t_features``, ``t_inference`` and ``t_smoothing`` when each stage finished.
     """
@@ -66,6 +75,7 @@ class HopResult:
     confidence: float = 1.0
     active: bool = True
     level_db: float = 0.0
+    valid: bool = True
 
     def latency_ms(self, t_send: float | None = None) -> dict[str, float]:
         """Per-stage latency in ms; ``total`` runs from the last sample's arrival to ``t_send`` (or smoothing)."""
@@ -131,6 +141,8 @@ class Tracker:
         self.frontend.reset()
         self._context.reset()
         self.activity.reset()
+        self._last = (0.0, 0.0)
+        self.invalid_hops = 0
         self.smoother.reset()
 
     def process(self, block: np.ndarray, t_last: float | None = None, last: bool = False) -> list[HopResult]:
@@ -156,6 +168,8 @@ class Tracker:
         t_last = self.clock() if t_last is None else t_last
         if not np.isfinite(block).all():  # a glitching driver must not poison the model state
             block = np.nan_to_num(block, nan=0.0, posinf=1.0, neginf=-1.0)
+        if block.size and np.abs(block).max() > MAX_SAMPLE:  # e.g. 1e19 in a float file: power would overflow
+            block = np.clip(block, -MAX_SAMPLE, MAX_SAMPLE)
         self._inputs += len(block)
         audio = self._resampler.process(downmix(block), last=last)
         hops = []
@@ -185,8 +199,17 @@ class Tracker:
         """Gate and smooth row ``row`` of a model call's outputs into this stream's next :class:`HopResult`."""
         v_raw, a_raw = (float(x) for x in outputs[OUTPUT_VA][row])
         music = float(outputs[MUSIC_OUTPUT][row].ravel()[0]) if MUSIC_OUTPUT in outputs else None
-        confidence, active = self.activity.process(music, level_db)
-        v, a = self.smoother.process(v_raw, a_raw) if active else self.smoother.process(0.0, 0.0)
+        valid = math.isfinite(v_raw) and math.isfinite(a_raw)
+        if valid:
+            confidence, active = self.activity.process(music, level_db)
+            v, a = self.smoother.process(v_raw, a_raw) if active else self.smoother.process(0.0, 0.0)
+        else:  # the model returned NaN/inf: hold the last values, keep every state, count it, go on
+            self.invalid_hops += 1
+            if self.invalid_hops == 1:
+                logger.warning("the model returned a non-finite value at hop %d: holding the last values", self.seq)
+            v_raw, a_raw = v, a = self._last
+            confidence, active = 0.0, False
+        self._last = (v, a)
         t_smoothing = self.clock()
         extras = {k: [float(x) for x in np.ravel(val[row])] for k, val in outputs.items() if k != OUTPUT_VA}
         result = HopResult(
@@ -206,6 +229,7 @@ class Tracker:
             confidence=confidence,
             active=active,
             level_db=level_db,
+            valid=valid,
         )
         self.seq += 1
         return result

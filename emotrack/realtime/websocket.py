@@ -28,6 +28,7 @@ import contextlib
 import errno
 import json
 import logging
+import math
 import socket
 import time
 from collections import deque
@@ -75,7 +76,19 @@ class ClientStats:
 
 
 def _reply(kind: str, **fields: Any) -> str:
-    return json.dumps({"type": kind, "version": SCHEMA_VERSION, **fields}, separators=(",", ":"))
+    return json.dumps({"type": kind, "version": SCHEMA_VERSION, **fields}, separators=(",", ":"), allow_nan=False)
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    """Python's JSON reader turns ``1e999`` into infinity, which no browser's ``JSON.parse`` accepts back."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is out of range")
+    return value
 
 
 def _name(ws: ServerConnection) -> str:
@@ -360,9 +373,9 @@ class EmotionServer:
         if isinstance(message, bytes):
             return _reply("error", error="binary messages are not supported; send JSON text")
         try:
-            command = json.loads(message)
+            command = json.loads(message, parse_constant=_reject_constant, parse_float=_finite_float)
         except (ValueError, RecursionError):
-            return _reply("error", error="message is not valid JSON")
+            return _reply("error", error="message is not valid JSON (NaN, Infinity and out-of-range numbers are not)")
         if not isinstance(command, dict) or not isinstance(command.get("type"), str):
             return _reply("error", error='expected a JSON object with a string "type"')
         if command["type"] == "ping":

@@ -1,0 +1,79 @@
+"""Faults that must not end a stream or print a traceback: a model that outputs NaN, absurd sample values, a
+folder shadowing a bundled model name, an unbounded smoothing window."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from emotrack.csvout import read_csv
+from emotrack.inference import resolve_model
+from tests.conftest import REPO, assert_one_line_error
+
+
+def _nan_model(tmp_path: Path) -> Path:
+    """The bundled light model with its output multiplied by NaN (a broken graph a user might load)."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import helper, numpy_helper
+
+    proto = onnx.load(str(resolve_model("mca")))
+    graph = proto.graph
+    va = next(o for o in graph.output if o.name == "va")
+    for node in graph.node:
+        node.output[:] = ["va_before_nan" if name == "va" else name for name in node.output]
+    graph.initializer.append(numpy_helper.from_array(np.array(np.nan, np.float32), "nan_constant"))
+    graph.node.append(helper.make_node("Mul", ["va_before_nan", "nan_constant"], ["va"]))
+    assert va.name == "va"
+    path = tmp_path / "nan.onnx"
+    onnx.save(proto, str(path))
+    return path
+
+
+def test_a_model_that_outputs_nan_is_counted_and_the_stream_goes_on(example_audio, tmp_path):
+    csv = tmp_path / "run.csv"
+    proc = subprocess.run(
+        [sys.executable, "-m", "emotrack", "run", "--file", str(example_audio), "--fast", "--quiet", "--no-osc",
+         "--no-ws", "--model", str(_nan_model(tmp_path)), "--csv", str(csv)],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "130 hops" in proc.stderr and "130 hops with a non-finite model output" in proc.stderr
+    rows = read_csv(csv)
+    assert len(rows["valence"]) == 130 and "nan" not in csv.read_text().lower()
+
+
+def test_huge_samples_do_not_poison_the_model(tmp_path):
+    """Float samples near 1e19 (issue 15) used to overflow the front end into NaN with dsaml."""
+    rng = np.random.default_rng(0)
+    path = tmp_path / "huge.wav"
+    sf.write(path, (rng.standard_normal(16000 * 6) * 1e19).astype(np.float32), 16000, subtype="FLOAT")
+    res = subprocess.run([sys.executable, "-m", "emotrack", "analyze", str(path), "--model", "dsaml", "-o",
+                          str(tmp_path), "--quiet"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    d = read_csv(tmp_path / "huge.csv")
+    assert len(d["valence"]) == 12 and all(np.isfinite(d["valence"])) and all(np.isfinite(d["arousal"]))
+    assert all(a == 1 for a in d["active"])  # real model outputs, not hops held for a NaN
+
+
+
+def test_a_folder_named_like_a_bundled_model_does_not_shadow_it(tmp_path, example_audio):
+    (tmp_path / "mca").mkdir()
+    res = subprocess.run([sys.executable, "-m", "emotrack", "analyze", str(example_audio), "--model", "mca", "-o",
+                          str(tmp_path / "out"), "--quiet"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "out" / f"{example_audio.stem}.csv").exists()
+    res = subprocess.run([sys.executable, "-m", "emotrack", "analyze", str(example_audio), "--model", "./mca", "-o",
+                          str(tmp_path / "out")], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert_one_line_error(res, "is a folder, not an .onnx model file")
+
+
+def test_triangle_taps_are_bounded(cli, example_audio):
+    res = cli("run", "--file", str(example_audio), "--fast", "--quiet", "--no-osc", "--no-ws",
+              "--smoothing", "triangle", "--smoothing-param", "taps=1e9")
+    assert_one_line_error(res, "taps must be at most 1200")
