@@ -202,23 +202,36 @@ RUN_DESTS = {
 
 def load_config(path: Path) -> dict[str, Any]:
     """Read the ``[run]`` table of a TOML file (keys as the long option names, - or _)."""
+    from emotrack.options import check_config_types
+
     try:
         doc = tomllib.loads(path.read_text())
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"--config {path} is a folder; give a .toml file") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from None
     table = doc.get("run", doc)
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: [run] must be a table of options, got {type(table).__name__} {table!r}")
     values = {k.replace("-", "_"): v for k, v in table.items()}
     unknown = sorted(set(values) - RUN_DESTS)
     if unknown:
         raise ConfigError(f"{path}: unknown option(s) {', '.join(unknown)}")
+    check_config_types(values, str(path))
     if isinstance(values.get("osc"), str):
         values["osc"] = [values["osc"]]
+    for key in ("file", "csv"):  # argparse converts its own strings, not set_defaults values
+        if isinstance(values.get(key), str):
+            values[key] = Path(values[key])
     return values
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from emotrack.options import check_run
     from emotrack.realtime.live import LiveConfig, run_live
 
     params = dict(args.config_smoothing_params)
@@ -233,6 +246,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     )
     if cfg.file is not None and cfg.device is not None:
         raise ConfigError("give either --file or --device, not both")
+    check_run(vars(cfg))
     if cfg.latency not in ("low", "high"):
         try:
             cfg.latency = float(cfg.latency)  # type: ignore[assignment]
@@ -249,8 +263,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_analyze(args: argparse.Namespace) -> int:
     from emotrack.analyze import analyze_files, default_jobs
     from emotrack.inference import ModelRunner
+    from emotrack.options import check_output_dir, check_range
     from emotrack.realtime.smoothing import make_smoother
 
+    check_range("threads", args.threads)
+    check_output_dir(args.out)  # before the model loads: a bad --out fails at once
     smoother = make_smoother(args.smoothing, **dict(args.smoothing_param))
     runner = ModelRunner(args.model, provider=args.provider, threads=args.threads)
     jobs = default_jobs() if args.jobs is None else args.jobs

@@ -77,3 +77,45 @@ def test_triangle_taps_are_bounded(cli, example_audio):
     res = cli("run", "--file", str(example_audio), "--fast", "--quiet", "--no-osc", "--no-ws",
               "--smoothing", "triangle", "--smoothing-param", "taps=1e9")
     assert_one_line_error(res, "taps must be at most 1200")
+
+
+@pytest.mark.parametrize(("toml", "fragment"), [
+    ("[run]\nosc = 9000\n", "osc must be list of strings or str, got int 9000"),
+    ("[run]\nosc_prefix = 7\n", "osc_prefix must be str, got int 7"),
+    ("[run]\nfile = 5\n", "file must be str, got int 5"),
+    ('[run]\nsmoothing_params = "fast"\n', "smoothing_params must be table, got str"),
+    ("run = 5\n", "[run] must be a table of options, got int 5"),
+    ("[run]\nfast = 1\n", "fast must be bool, got int 1"),
+    ("[run]\nws_port = 70000\n", "--ws-port must be 0 (any free port) to 65535, got 70000"),
+])
+def test_config_values_of_the_wrong_type_or_range(cli, tmp_path, toml, fragment):
+    config = tmp_path / "bad.toml"
+    config.write_text(toml)
+    assert_one_line_error(cli("run", "--config", str(config), "--quiet"), fragment)
+
+
+def test_config_naming_a_folder(cli, tmp_path):
+    assert_one_line_error(cli("run", "--config", str(tmp_path)), "is a folder; give a .toml file")
+
+
+@pytest.mark.parametrize(("flags", "fragment"), [
+    (["--ws-port", "70000"], "--ws-port must be 0 (any free port) to 65535, got 70000"),
+    (["--ws-port", "-1"], "--ws-port must be 0 (any free port) to 65535, got -1"),
+    (["--threads", "5000"], "--threads must be 1 to"),
+    (["--threads", "0"], "--threads must be 1 to"),
+])
+def test_run_options_out_of_range(cli, example_audio, flags, fragment):
+    res = cli("run", "--file", str(example_audio), "--fast", "--quiet", "--no-osc", *flags)
+    assert_one_line_error(res, fragment)
+
+
+def test_output_locations_are_checked_before_the_model_loads(cli, example_audio, tmp_path):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    for out, fragment in ((a_file, "is a file, not a folder"), (a_file / "sub", "is a file, not a folder")):
+        assert_one_line_error(cli("analyze", str(example_audio), "-o", str(out), "--quiet"), fragment)
+    for csv, fragment in ((tmp_path / "missing" / "run.csv", "does not exist"), (tmp_path, "is a folder"),
+                          (a_file / "run.csv", "is a file")):
+        res = cli("run", "--file", str(example_audio), "--fast", "--quiet", "--no-osc", "--no-ws", "--csv", str(csv))
+        assert_one_line_error(res, fragment)
+    assert a_file.read_text() == "x"  # nothing was overwritten

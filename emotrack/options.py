@@ -1,0 +1,98 @@
+"""Validation at the edge: every ``run``/``analyze`` value checked once, with type and range, before anything loads.
+
+Why one place: values arrive from the command line and from a TOML ``[run]`` table, and a wrong type or an
+absurd range (``osc = 9000``, ``--ws-port 70000``, ``--threads 5000``) must become one ``emotrack: error:``
+line naming the option, not a traceback deep in a socket call or thousands of threads. Output locations are
+checked here too, so a bad ``--out`` or ``--csv`` fails before the model loads and the server starts.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from emotrack.errors import ConfigError
+
+__all__ = ["MAX_THREADS", "RUN_TYPES", "check_config_types", "check_output_dir", "check_output_file", "check_run"]
+
+MAX_THREADS = 4 * (os.cpu_count() or 1)
+"""More ONNX Runtime threads than this only adds contention (the issue measured 4,400 threads for 5000)."""
+
+RUN_TYPES: dict[str, tuple[type, ...]] = {
+    "file": (str,), "device": (str, int), "samplerate": (int,), "channels": (int,), "blocksize": (int,),
+    "latency": (str, int, float), "fast": (bool,), "loop": (bool,), "duration": (int, float), "model": (str,),
+    "provider": (str,), "threads": (int,), "smoothing": (str,), "smoothing_params": (dict,), "osc": (list, str),
+    "osc_prefix": (str,), "osc_range": (str,), "no_osc": (bool,), "ws_host": (str,), "ws_port": (int,),
+    "ws_queue": (int,), "no_ws": (bool,), "csv": (str,), "quiet": (bool,),
+}
+"""The type(s) a ``[run]`` key of a config file may have (TOML's own types)."""
+
+RANGES: dict[str, tuple[float, float, str]] = {
+    "ws_port": (0, 65535, "0 (any free port) to 65535"),
+    "threads": (1, MAX_THREADS, f"1 to {MAX_THREADS} (4 per core)"),
+    "ws_queue": (1, 10_000, "1 to 10000"),
+    "samplerate": (1000, 768_000, "1000 to 768000 Hz"),
+    "channels": (1, 256, "1 to 256"),
+    "blocksize": (0, 1 << 20, "0 (the device's choice) to 1048576 frames"),
+    "duration": (1e-3, 1e9, "a positive number of seconds"),
+}
+
+
+def check_config_types(values: Mapping[str, Any], source: str) -> None:
+    """Each key of a config ``[run]`` table has a TOML type the option can take (bool is not a number here)."""
+    for key, value in values.items():
+        allowed = RUN_TYPES[key]
+        ok = isinstance(value, allowed) and not (isinstance(value, bool) and bool not in allowed)
+        if key == "osc" and isinstance(value, list):
+            ok = all(isinstance(v, str) for v in value)
+        if not ok:
+            names = " or ".join("table" if t is dict else "list of strings" if t is list else t.__name__
+                                for t in allowed)
+            raise ConfigError(f"{source}: {key} must be {names}, got {type(value).__name__} {value!r}")
+
+
+def check_range(name: str, value: float | None) -> None:
+    """``value`` lies in the range of :data:`RANGES` for option ``name`` (``None``: not given)."""
+    if value is None or name not in RANGES:
+        return
+    low, high, text = RANGES[name]
+    if not low <= value <= high:
+        raise ConfigError(f"--{name.replace('_', '-')} must be {text}, got {value:g}")
+
+
+def check_output_file(path: Path | None, option: str) -> None:
+    """``path`` can be created or overwritten as a file: its folder exists and is writable, it is no folder."""
+    if path is None:
+        return
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{option} {path} is a folder; give a file name")
+    parent = path.parent
+    if not parent.is_dir():
+        what = "is a file" if parent.exists() else "does not exist"
+        raise ConfigError(f"{option} {path}: the folder {parent} {what}")
+    if not os.access(parent, os.W_OK):
+        raise ConfigError(f"{option} {path}: the folder {parent} is not writable")
+
+
+def check_output_dir(path: Path, option: str = "--out") -> None:
+    """``path`` is (or can be made) a writable folder; made here, so a later write never finds it missing."""
+    path = Path(path)
+    for p in (path, *path.parents):
+        if p.exists() and not p.is_dir():
+            raise ConfigError(f"{option} {path}: {p} is a file, not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"{option} {path}: cannot create it ({exc.strerror or exc})") from None
+    if not os.access(path, os.W_OK):
+        raise ConfigError(f"{option} {path} is not writable")
+
+
+def check_run(values: Mapping[str, Any]) -> None:
+    """Ranges of the numeric ``run`` options and the ``--csv`` location, from the final values."""
+    for name in RANGES:
+        check_range(name, values.get(name))
+    check_output_file(values.get("csv"), "--csv")
