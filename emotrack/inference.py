@@ -106,6 +106,7 @@ class ModelRunner:
         self.frontend: FrontEnd = make_frontend(self.card.frontend["name"], self.card.frontend.get("params"))
         self.frontend.use_runtime(self.provider, threads)
         self.normalizer = Normalizer.from_dict(self.card.normalization)
+        self._check_normalization()
         self._check_graph()
         self.output_names = [o.name for o in self.session.get_outputs()]
         self._binding = self.session.io_binding() if self.provider == "cuda" else None
@@ -118,6 +119,15 @@ class ModelRunner:
         mask[0, -1] = 1.0
         for _ in range(runs):
             self.run(frames, mask)
+
+    def _check_normalization(self) -> None:
+        """Per-column statistics must have one value per column of the front end's frame."""
+        columns = self.frontend.frame_shape[-1]
+        for key in ("mean", "std"):
+            values = (self.card.normalization or {}).get(key)
+            if isinstance(values, list) and len(values) != columns:
+                raise ModelError(f"{self.path} has inconsistent metadata: normalization {key} has {len(values)} "
+                                 f"values, the {self.card.frontend['name']} front end gives {columns} per row")
 
     def _check_graph(self) -> None:
         inputs = {i.name: i for i in self.session.get_inputs()}

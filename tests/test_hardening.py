@@ -119,3 +119,36 @@ def test_output_locations_are_checked_before_the_model_loads(cli, example_audio,
         res = cli("run", "--file", str(example_audio), "--fast", "--quiet", "--no-osc", "--no-ws", "--csv", str(csv))
         assert_one_line_error(res, fragment)
     assert a_file.read_text() == "x"  # nothing was overwritten
+
+
+def _with_metadata(tmp_path: Path, change) -> Path:
+    """The bundled light model with one metadata property rewritten by ``change(key, value) -> value``."""
+    import json
+
+    onnx = pytest.importorskip("onnx")
+    proto = onnx.load(str(resolve_model("mca")))
+    for prop in proto.metadata_props:
+        prop.value = json.dumps(change(prop.key.removeprefix("emotrack."), json.loads(prop.value)))
+    path = tmp_path / "bad.onnx"
+    onnx.save(proto, str(path))
+    return path
+
+
+def _frontend_param(name, value):
+    return lambda key, v: {**v, "params": {**v["params"], name: value}} if key == "frontend" else v
+
+
+@pytest.mark.parametrize(("change", "fragment"), [
+    (_frontend_param("sample_rate", 0), "frontend sample_rate must be a positive number, not 0"),
+    (_frontend_param("n_fft", -5), "frontend n_fft must be a positive number, not -5"),
+    (lambda k, v: {**v, "std": [0.0] * len(v["std"])} if k == "normalization" else v, "std must be positive"),
+    (lambda k, v: {**v, "std": v["std"][:3]} if k == "normalization" else v, "differ in length"),
+    (lambda k, v: {**v, "mean": v["mean"][:3], "std": v["std"][:3]} if k == "normalization" else v,
+     "normalization mean has 3 values"),
+    (lambda k, v: "va" if k == "outputs" else v, "outputs must be an object"),
+    (lambda k, v: {**v, "frames": 100_000_000} if k == "context" else v, "context must hold 1 to 1200 frames"),
+])
+def test_absurd_model_metadata_is_one_line_error(cli, example_audio, tmp_path, change, fragment):
+    model = _with_metadata(tmp_path, change)
+    res = cli("analyze", str(example_audio), "--model", str(model), "-o", str(tmp_path / "out"), "--quiet")
+    assert_one_line_error(res, fragment)

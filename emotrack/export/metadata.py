@@ -14,6 +14,7 @@ Metadata properties (``onnx.ModelProto.metadata_props``), JSON-encoded values un
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -28,6 +29,47 @@ INPUT_MASK = "mask"
 OUTPUT_VA = "va"
 PREFIX = "emotrack."
 REQUIRED_KEYS = ("contract", "name", "version", "frontend", "context", "outputs")
+
+
+MAX_CONTEXT_FRAMES = 1200
+"""Longest context a model may ask for: 10 minutes of 0.5 s frames (the runtime preallocates it per stream)."""
+
+POSITIVE_PARAMS = ("sample_rate", "n_fft", "hop_length_stft", "n_mels", "chroma_fft", "stft_hop", "key_seconds")
+"""Front-end parameters that size buffers or divide: they must be positive numbers."""
+
+
+def _frontend_problems(params: Any) -> list[str]:
+    if not isinstance(params, dict):
+        return ["frontend params must be an object"]
+    problems = []
+    for key in POSITIVE_PARAMS:
+        if key in params:
+            value = params[key]
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+                problems.append(f"frontend {key} must be a positive number, not {value!r}")
+    rate = params.get("sample_rate")
+    if isinstance(rate, int | float) and not isinstance(rate, bool) and not 1000 <= rate <= 384_000:
+        problems.append(f"frontend sample_rate must be 1000 to 384000 Hz, not {rate!r}")
+    return problems
+
+
+def _normalization_problems(norm: Any) -> list[str]:
+    if norm is None:
+        return []
+    if not isinstance(norm, dict) or not {"mean", "std"} <= norm.keys():
+        return ["normalization must hold 'mean' and 'std'"]
+    problems = []
+    for key in ("mean", "std"):
+        values = norm[key]
+        flat = values if isinstance(values, list) else [values]
+        if not flat or not all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+                               for v in flat):
+            problems.append(f"normalization {key} must be finite numbers")
+        elif key == "std" and min(flat) <= 0:
+            problems.append("normalization std must be positive (a zero std divides by zero)")
+    if isinstance(norm["mean"], list) and isinstance(norm["std"], list) and len(norm["mean"]) != len(norm["std"]):
+        problems.append(f"normalization mean ({len(norm['mean'])}) and std ({len(norm['std'])}) differ in length")
+    return problems
 
 
 @dataclass
@@ -125,14 +167,22 @@ class ModelCard:
         return card
 
     def check(self, source: str = "model") -> None:
-        """Internal consistency checks (independent of the graph)."""
+        """Internal consistency checks (independent of the graph): every field a runtime sizes buffers by is
+        present, of the right kind and in range, so an absurd file fails here with the field named, not in an
+        allocation (a 1e8-frame context asked for 726 GiB) or deep in a front end."""
         problems = []
-        if not isinstance(self.frontend, dict) or "name" not in self.frontend:
+        if not isinstance(self.frontend, dict) or not isinstance(self.frontend.get("name"), str):
             problems.append("frontend must name a front end")
+        else:
+            problems += _frontend_problems(self.frontend.get("params", {}))
         if abs(self.hop_s - HOP_SECONDS) > 1e-9:
             problems.append(f"hop is {self.hop_s} s, the runtime needs {HOP_SECONDS} s")
-        if self.context_frames < 1:
-            problems.append("context must hold at least one frame")
+        if not 1 <= self.context_frames <= MAX_CONTEXT_FRAMES:
+            problems.append(f"context must hold 1 to {MAX_CONTEXT_FRAMES} frames, not {self.context_frames}")
+        if not isinstance(self.outputs, dict) or not isinstance(self.outputs.get("va"), list):
+            problems.append("outputs must be an object whose 'va' lists the output order")
+            raise ModelError(f"{source} has inconsistent metadata: {'; '.join(problems)}")
+        problems += _normalization_problems(self.normalization)
         longest = max(self.windows_s, default=0.0)
         if longest > self.context_frames * self.hop_s + 1e-9:
             problems.append(f"the {longest} s window does not fit a {self.context_frames}-frame context")
