@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from emotrack.audio import audio_seconds
 from emotrack.csvout import HopCsvWriter
-from emotrack.errors import AudioError, ConfigError
+from emotrack.errors import AudioError, ConfigError, OutputError
 from emotrack.inference import ModelRunner
 from emotrack.realtime.smoothing import Smoother
 from emotrack.realtime.sources import FileSource
@@ -54,16 +54,22 @@ def _write_csv(path: Path, out_dir: Path, runner: ModelRunner, smoother: Smoothe
     """``out_dir/<stem>.csv`` written through a ``.part`` file, so a failed file leaves no half CSV."""
     target = out_dir / f"{path.stem}.csv"
     tmp = target.with_suffix(".csv.part")
-    writer = HopCsvWriter(tmp, extra_columns=())
     try:
-        for result in iter_file_results(path, runner, smoother):
-            writer.write(result)
+        writer = HopCsvWriter(tmp, extra_columns=())
+        try:
+            for result in iter_file_results(path, runner, smoother):
+                writer.write(result)
+        finally:
+            writer.close()
+        tmp.replace(target)
+    except OSError as exc:  # disk full, permission: this file fails, its .part goes, the others still run
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from None
     except BaseException:
-        writer.close()
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
         raise
-    writer.close()
-    tmp.replace(target)
 
 
 _worker: tuple[ModelRunner, Smoother | None] | None = None
@@ -78,7 +84,7 @@ def _analyze_in_worker(path: Path, out_dir: Path) -> str | None:
     assert _worker is not None
     try:
         _write_csv(path, out_dir, *_worker)
-    except AudioError as exc:
+    except (AudioError, OutputError) as exc:
         return str(exc)
     return None
 
@@ -116,7 +122,7 @@ def analyze_files(
             for path in paths:
                 try:
                     _write_csv(path, out_dir, runner, smoother)
-                except AudioError as exc:
+                except (AudioError, OutputError) as exc:
                     failed.append((path, str(exc)))
                 bar.update(seconds[path])
             return failed

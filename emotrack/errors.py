@@ -27,5 +27,9 @@ class ConfigError(EmotrackError):
     """Bad command-line option or configuration file value."""
 
 
+class OutputError(EmotrackError):
+    """A result file could not be written (disk full, permission, a yanked drive)."""
+
+
 class PortInUseError(EmotrackError):
     """A server could not bind its port."""

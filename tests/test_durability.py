@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import websockets
 
-from tests.conftest import REPO
+from tests.conftest import REPO, assert_one_line_error
 
 
 def _free_port() -> int:
@@ -124,3 +124,9 @@ def test_full_disk_is_counted_and_tracking_goes_on(example_audio, tiny_disk):
     assert "CSV writes failed" in summary
     assert sum("cannot write" in line for line in err.splitlines()) == 1  # reported once, not per row
 
+
+
+def test_analyze_on_a_full_disk_fails_in_one_line_and_leaves_no_part_file(cli, example_audio, tiny_disk):
+    res = cli("analyze", str(example_audio), "-o", str(tiny_disk), "--quiet", "--jobs", "1")
+    assert_one_line_error(res, "cannot write", "No space left on device")
+    assert list(tiny_disk.iterdir()) == []  # neither a CSV nor a .part
