@@ -7,6 +7,7 @@ live streaming produce the same samples.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +26,7 @@ __all__ = [
     "downmix",
     "iter_file_blocks",
     "load_audio",
+    "rms_dbfs",
 ]
 
 FILE_BLOCK_SECONDS = 0.02
@@ -33,6 +35,12 @@ FILE_BLOCK_SECONDS = 0.02
 FAST_BLOCK_SECONDS = 1.0
 """Block length when a file is read as fast as possible (``analyze``, ``run --fast``): fewer, larger
 reads. Hops are cut by sample count, so the block length does not change the results."""
+
+
+def rms_dbfs(x: np.ndarray) -> float:
+    """RMS level of samples ``x`` in dB relative to full scale (a full-scale square wave is 0; silence -inf)."""
+    rms = math.sqrt(float(np.mean(np.square(x, dtype=np.float64)))) if len(x) else 0.0
+    return 20.0 * math.log10(rms) if rms > 0 else -math.inf
 
 
 def downmix(block: np.ndarray) -> np.ndarray:

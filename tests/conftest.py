@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
+import socket
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,3 +76,38 @@ def assert_one_line_error(result: CliResult, *fragments: str) -> None:
     assert len(errors) == 1, result.stderr
     for fragment in fragments:
         assert fragment.lower() in errors[0].lower(), errors[0]
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    """A loopback port nothing listens on now (TCP by default, ``socket.SOCK_DGRAM`` for OSC)."""
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def ws_connect(port: int, timeout: float = 30.0):
+    """Connect to ``ws://127.0.0.1:port``, retrying while the server under test is still starting."""
+    import websockets
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return await websockets.connect(f"ws://127.0.0.1:{port}")
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.1)
+
+
+async def ws_messages(port: int) -> list[dict]:
+    """Every JSON message of one client, from connecting until the server closes the stream."""
+    import websockets
+
+    messages = []
+    async with await ws_connect(port) as ws:
+        try:
+            async for text in ws:
+                messages.append(json.loads(text))
+        except websockets.ConnectionClosed:
+            pass
+    return messages

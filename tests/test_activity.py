@@ -7,23 +7,20 @@ default model and audio made here (numpy noise, espeak-ng speech), none of it se
 from __future__ import annotations
 
 import asyncio
-import json
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
-import websockets
 
+from emotrack.audio import rms_dbfs
 from emotrack.csvout import read_csv
 from emotrack.data.nonmusic import colored_noise, scale_to_dbfs, speech
-from emotrack.realtime.activity import FLOOR_DBFS, OFF, ON, ActivityGate, hop_level_dbfs, level_factor
-from tests.conftest import REPO
+from emotrack.realtime.activity import FLOOR_DBFS, OFF, ON, ActivityGate, level_factor
+from tests.conftest import REPO, free_port, ws_messages
 
 SR = 16000
 SPEECH_TEXT = (
@@ -59,8 +56,8 @@ def test_level_factor_and_hysteresis():
     assert level_factor(-np.inf) == 0.0 and level_factor(float("nan")) == 0.0
     assert level_factor(FLOOR_DBFS) == 0.0 and level_factor(-20.0) == 1.0
     assert 0.0 < level_factor(FLOOR_DBFS + 5) < 1.0
-    assert hop_level_dbfs(np.zeros(8000, np.float32)) == -np.inf
-    assert hop_level_dbfs(np.ones(8000, np.float32)) == pytest.approx(0.0)
+    assert rms_dbfs(np.zeros(8000, np.float32)) == -np.inf
+    assert rms_dbfs(np.ones(8000, np.float32)) == pytest.approx(0.0)
     gate = ActivityGate()
     loud = -20.0
     assert gate.process(0.5, loud) == (0.5, False)  # below ON: stays off
@@ -89,45 +86,20 @@ def test_analyze_reports_nonmusic_inactive_and_music_active(cli, nonmusic_files,
     assert conf.min() >= 0 and conf.max() <= 1
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_websocket_stream_marks_nonmusic_inactive(nonmusic_files, tmp_path):
     """One paced stream: 5 s silence, 5 s pink noise, then speech; the live messages say inactive."""
     parts = [sf.read(nonmusic_files[name], dtype="float32")[0] for name in ("silence", "pink_-40dBFS", "speech")]
     mixed = np.concatenate([parts[0][: 5 * SR], parts[1][: 5 * SR], parts[2][: 8 * SR]])
     path = tmp_path / "room.wav"
     sf.write(path, mixed, SR)
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "emotrack", "run", "--file", str(path), "--quiet", "--no-osc", "--ws-port", str(port)],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
 
-    async def client() -> list[dict]:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                ws = await websockets.connect(f"ws://127.0.0.1:{port}")
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                await asyncio.sleep(0.1)
-        messages = []
-        async with ws:
-            try:
-                async for text in ws:
-                    messages.append(json.loads(text))
-            except websockets.ConnectionClosed:
-                pass
-        return messages
-
     try:
-        messages = asyncio.run(asyncio.wait_for(client(), 90))
+        messages = asyncio.run(asyncio.wait_for(ws_messages(port), 90))
         _, err = proc.communicate(timeout=60)
     finally:
         proc.kill()

@@ -7,22 +7,14 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-import websockets
 
-from tests.conftest import REPO, assert_one_line_error
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.conftest import REPO, assert_one_line_error, free_port, ws_connect
 
 
 def _data_rows(path: Path) -> int:
@@ -33,7 +25,7 @@ def _data_rows(path: Path) -> int:
 
 
 def _start(audio: Path, csv: Path, *extra: str) -> tuple[subprocess.Popen, int]:
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "emotrack", "run", "--file", str(audio), "--quiet", "--no-osc", "--ws-port", str(port),
          "--csv", str(csv), *extra],
@@ -72,16 +64,8 @@ def test_sigkill_loses_at_most_a_second_of_rows(example_audio, tmp_path):
     proc, port = _start(example_audio, csv)
 
     async def watch() -> int:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                ws = await websockets.connect(f"ws://127.0.0.1:{port}")
-                break
-            except OSError:
-                assert time.monotonic() < deadline
-                await asyncio.sleep(0.1)
         last = -1
-        async with ws:
+        async with await ws_connect(port) as ws:
             async for text in ws:
                 msg = json.loads(text)
                 if msg["type"] == "emotion":

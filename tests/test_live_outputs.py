@@ -3,25 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import socket
 import subprocess
 import sys
 import threading
-import time
 
 import pytest
-import websockets
 from pythonosc.dispatcher import Dispatcher
 from pythonosc.osc_server import ThreadingOSCUDPServer
 
-from tests.conftest import REPO
-
-
-def _free_port(kind: int) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.conftest import REPO, free_port, ws_messages
 
 
 def test_run_serves_osc_and_websocket(example_audio, tmp_path):
@@ -30,7 +20,7 @@ def test_run_serves_osc_and_websocket(example_audio, tmp_path):
     dispatcher.set_default_handler(lambda address, *args: received.append((address, *args)))
     osc_server = ThreadingOSCUDPServer(("127.0.0.1", 0), dispatcher)
     threading.Thread(target=osc_server.serve_forever, daemon=True).start()
-    ws_port = _free_port(socket.SOCK_STREAM)
+    ws_port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "emotrack", "run", "--file", str(example_audio), "--duration", "6", "--quiet",
          "--osc", f"127.0.0.1:{osc_server.server_address[1]}", "--osc-range", "0..1", "--ws-port", str(ws_port),
@@ -38,27 +28,8 @@ def test_run_serves_osc_and_websocket(example_audio, tmp_path):
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
 
-    async def client() -> list[dict]:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                ws = await websockets.connect(f"ws://127.0.0.1:{ws_port}")
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                await asyncio.sleep(0.1)
-        messages = []
-        async with ws:
-            try:
-                async for text in ws:
-                    messages.append(json.loads(text))
-            except websockets.ConnectionClosed:
-                pass
-        return messages
-
     try:
-        messages = asyncio.run(asyncio.wait_for(client(), 60))
+        messages = asyncio.run(asyncio.wait_for(ws_messages(ws_port), 60))
         out, err = proc.communicate(timeout=60)
     finally:
         proc.kill()

@@ -18,6 +18,7 @@ from pythonosc.udp_client import SimpleUDPClient
 from emotrack.errors import ConfigError
 from emotrack.realtime.messages import HopMessage, quadrant_of
 from emotrack.realtime.osc import ADDRESSES, OscSender, parse_target, validate_prefix
+from tests.conftest import free_port
 
 SUFFIXES = [a.suffix for a in ADDRESSES]
 
@@ -47,18 +48,12 @@ def expected(msg, scale):
     ]  # fmt: skip
 
 
-def free_udp_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def oscdump():
     """Run ``oscdump -L PORT`` and yield (port, queue of its output lines) once it is receiving."""
     if shutil.which("oscdump") is None:
         pytest.skip("oscdump not on PATH (Debian/Ubuntu: apt install liblo-tools)")
-    port = free_udp_port()
+    port = free_port(socket.SOCK_DGRAM)
     lines: queue.Queue[str] = queue.Queue()
     with subprocess.Popen(["oscdump", "-L", str(port)], stdout=subprocess.PIPE, text=True) as proc:
         reader = threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True)
@@ -157,7 +152,7 @@ def test_python_osc_receivers_on_several_targets():
 
 
 def test_send_after_close_is_a_no_op():
-    sender = OscSender([("127.0.0.1", free_udp_port())])
+    sender = OscSender([("127.0.0.1", free_port(socket.SOCK_DGRAM))])
     sender.close()
     sender.send(hop(0))
     sender.close()

@@ -146,9 +146,9 @@ def nonmusic() -> dict[str, Any]:
 
 
 def quiet_music(data_root: str, render_cache: str, n: int = 20) -> dict[str, Any]:
-    from emotrack.audio import load_audio
+    from emotrack.audio import load_audio, rms_dbfs
     from emotrack.csvout import read_csv
-    from emotrack.data.nonmusic import rms_dbfs, scale_to_dbfs
+    from emotrack.data.nonmusic import scale_to_dbfs
     from emotrack.training.commands import load_clips
 
     clips = load_clips(data_root, ["emopia"], render_cache, emopia_split="val")[:n]

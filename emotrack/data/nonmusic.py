@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from emotrack.audio import load_audio
+from emotrack.audio import load_audio, rms_dbfs
 
-__all__ = ["KINDS", "colored_noise", "make_nonmusic", "rms_dbfs", "scale_to_dbfs", "speech"]
+__all__ = ["KINDS", "colored_noise", "make_nonmusic", "scale_to_dbfs", "speech"]
 
 KINDS = ("silence", "white", "pink", "brown", "hum", "speech", "speech_noise")
 """Kinds of non-music clip :func:`make_nonmusic` writes, in turn."""
@@ -35,12 +35,6 @@ _WORD_TEXT = (
     "check sound level room okay listen next slowly breathe again remember weather morning evening "
 )
 WORDS = tuple(_WORD_TEXT.split())
-
-
-def rms_dbfs(x: np.ndarray) -> float:
-    """RMS level of ``x`` in dB relative to a full-scale sine's peak (``-inf`` for digital silence)."""
-    rms = float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if len(x) else 0.0
-    return 20 * np.log10(rms) if rms > 0 else float("-inf")
 
 
 def scale_to_dbfs(x: np.ndarray, level_dbfs: float) -> np.ndarray:

@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
-__all__ = ["FLOOR_DBFS", "FULL_DBFS", "MUSIC_OUTPUT", "OFF", "ON", "ActivityGate", "hop_level_dbfs"]
+__all__ = ["FLOOR_DBFS", "FULL_DBFS", "MUSIC_OUTPUT", "OFF", "ON", "ActivityGate", "level_factor"]
 
 FLOOR_DBFS = -60.0
 """Hop RMS (dB relative to full scale) at and below which a hop has confidence 0."""
@@ -29,12 +27,6 @@ ON, OFF = 0.6, 0.4
 """Hysteresis thresholds on confidence for the ``active`` flag."""
 MUSIC_OUTPUT = "music"
 """Name of the model output that holds the music probability."""
-
-
-def hop_level_dbfs(hop: np.ndarray) -> float:
-    """RMS of one hop of samples in dBFS (a full-scale square wave is 0; digital silence -inf)."""
-    rms = math.sqrt(float(np.mean(np.square(hop, dtype=np.float64)))) if len(hop) else 0.0
-    return 20.0 * math.log10(rms) if rms > 0 else -math.inf
 
 
 def level_factor(level_dbfs: float) -> float:

@@ -15,8 +15,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from emotrack.audio import rms_dbfs
 from emotrack.inference import ModelRunner
-from emotrack.realtime.activity import hop_level_dbfs
 from emotrack.realtime.smoothing import Smoother
 from emotrack.realtime.tracker import HopResult, Tracker, infer
 
@@ -89,4 +89,4 @@ class MultiTracker:
         frontends = [tr.frontend for tr in trackers]
         audio = np.stack([h for _, h, _ in hops])
         frames = self.runner.normalizer(type(frontends[0]).process_many(frontends, audio))
-        return infer(trackers, frames, [t for _, _, t in hops], t_ready, [hop_level_dbfs(h) for h in audio])
+        return infer(trackers, frames, [t for _, _, t in hops], t_ready, [rms_dbfs(h) for h in audio])

@@ -30,11 +30,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from emotrack.audio import Resampler, downmix
+from emotrack.audio import Resampler, downmix, rms_dbfs
 from emotrack.context import FrameContext
 from emotrack.export.metadata import OUTPUT_VA
 from emotrack.inference import ModelRunner
-from emotrack.realtime.activity import MUSIC_OUTPUT, ActivityGate, hop_level_dbfs
+from emotrack.realtime.activity import MUSIC_OUTPUT, ActivityGate
 from emotrack.realtime.messages import quadrant_of
 from emotrack.realtime.smoothing import Passthrough, Smoother
 
@@ -166,10 +166,10 @@ class Tracker:
     ) -> list[tuple[np.ndarray, float]]:
         """Downmix, resample and cut a block into complete hops: ``(hop audio, arrival of its last sample)``."""
         t_last = self.clock() if t_last is None else t_last
-        if not np.isfinite(block).all():  # a glitching driver must not poison the model state
-            block = np.nan_to_num(block, nan=0.0, posinf=1.0, neginf=-1.0)
-        if block.size and np.abs(block).max() > MAX_SAMPLE:  # e.g. 1e19 in a float file: power would overflow
-            block = np.clip(block, -MAX_SAMPLE, MAX_SAMPLE)
+        # One pass over the block: NaN fails the comparison too. A glitching driver's NaN/inf must not poison
+        # the model state, and 1e19 in a float file would overflow the front end's power spectrum.
+        if block.size and not np.abs(block).max() <= MAX_SAMPLE:
+            block = np.clip(np.nan_to_num(block, nan=0.0, posinf=1.0, neginf=-1.0), -MAX_SAMPLE, MAX_SAMPLE)
         self._inputs += len(block)
         audio = self._resampler.process(downmix(block), last=last)
         hops = []
@@ -192,7 +192,7 @@ class Tracker:
         t_ready = self.clock()
         audio = np.stack([h for h, _ in hops])
         frames = self.runner.normalizer(self.frontend.process_hops(audio))
-        return infer([self] * len(hops), frames, [t for _, t in hops], t_ready, [hop_level_dbfs(h) for h in audio])
+        return infer([self] * len(hops), frames, [t for _, t in hops], t_ready, [rms_dbfs(h) for h in audio])
 
     def _finish_hop(self, outputs: dict[str, np.ndarray], row: int, t_audio: float, t_ready: float,
                     t_features: float, t_inference: float, level_db: float) -> HopResult:
