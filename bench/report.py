@@ -90,6 +90,8 @@ def main() -> None:
          "Run apart from section 1 (its windowed front end, before issue 13, cost ~50 ms a hop and would have "
          "queued the other streams)."),
         ("latency_musicnn_t1", "1c. mca-musicnn, 1 ORT thread, alone", ""),
+        ("latency_default_0.3_vs_0.2", "1d. mca-musicnn 0.3.0 (issue 14) beside the 0.2.0 file, 1 ORT thread, one run",
+         "The two files side by side on the same audio: 0.3.0 adds the music output to the same front end and head."),
     )
     for name, title, why in default_runs:
         run = _load(name)
