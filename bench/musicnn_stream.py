@@ -17,7 +17,7 @@ from bench.common import long_audio, pct, save
 from emotrack.assets import ASSETS
 from emotrack.audio import load_audio
 from emotrack.frontends.musicnn import Musicnn, load_network, musicnn_logmel
-from emotrack.sessions import session_options
+from emotrack.ort_settings import session_options
 
 WINDOW = 512 + 186 * 256  # the windowed front end's 3.008 s (187 frames of 256 samples)
 

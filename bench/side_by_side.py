@@ -28,7 +28,7 @@ from bench.common import long_audio, pct, save
 from emotrack import HOP_SECONDS
 from emotrack.frontends import make_frontend
 from emotrack.models.registry import MODELS, build_model
-from emotrack.sessions import session_options
+from emotrack.ort_settings import session_options
 
 
 def _time(fn, n: int) -> list[float]:

@@ -18,7 +18,7 @@ from emotrack.assets import MODEL_DIR
 from emotrack.errors import ModelError
 from emotrack.export.metadata import INPUT_FRAMES, INPUT_MASK, OUTPUT_VA, ModelCard
 from emotrack.frontends import FrontEnd, Normalizer, make_frontend
-from emotrack.sessions import execution_providers, session_options
+from emotrack.ort_settings import execution_providers, session_options
 
 __all__ = ["MODEL_DIR", "DEFAULT_MODEL", "ModelRunner", "bundled_models", "resolve_model"]
 

@@ -39,7 +39,7 @@ from emotrack.assets import ASSETS
 from emotrack.errors import ModelError
 from emotrack.frontends.base import FrontEnd
 from emotrack.frontends.logmel import mel_filterbank
-from emotrack.sessions import execution_providers, session_options
+from emotrack.ort_settings import execution_providers, session_options
 
 WEIGHTS = {"msd": ASSETS / "frontends" / "musicnn_msd_stream.onnx"}
 """Streaming graphs by name: ``msd`` is musicnn's ``MSD_musicnn`` (50 Million Song Dataset tags). Each has
@@ -70,7 +70,7 @@ def load_network(weights: str, threads: int = 1, provider: str = "cpu") -> tuple
     """The streaming graph and its back end (pooled statistics -> embedding) as ONNX Runtime sessions, shared by
     every front end in the process that asks for the same settings (sessions are safe to run from several threads).
 
-    ``provider`` and ``threads`` are the model's, with the same session settings (:mod:`emotrack.sessions`);
+    ``provider`` and ``threads`` are the model's, with the same session settings (:mod:`emotrack.ort_settings`);
     CUDA falls back to the CPU where it cannot load.
     """
     path = WEIGHTS[weights]
