@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins liblo-tools fluidsynth timgm6mb-soundfont)
+APT_PACKAGES=(libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins liblo-tools fluidsynth timgm6mb-soundfont
+              espeak-ng chromium poppler-utils)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
