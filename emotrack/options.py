@@ -25,7 +25,11 @@ RUN_TYPES: dict[str, tuple[type, ...]] = {
     "latency": (str, int, float), "fast": (bool,), "loop": (bool,), "duration": (int, float), "model": (str,),
     "provider": (str,), "threads": (int,), "smoothing": (str,), "smoothing_params": (dict,), "osc": (list, str),
     "osc_prefix": (str,), "osc_range": (str,), "no_osc": (bool,), "ws_host": (str,), "ws_port": (int,),
-    "ws_queue": (int,), "no_ws": (bool,), "csv": (str,), "quiet": (bool,),
+    "ws_queue": (int,), "no_ws": (bool,), "csv": (str,), "quiet": (bool,), "osc_in": (str,), "no_osc_in": (bool,),
+    "verbose": (bool,), "ws_token": (str,), "ws_require_token": (bool,), "ws_insecure": (bool,),
+    "ws_allow_origin": (list, str), "ws_allow_host": (list, str), "ws_cert": (str,), "ws_key": (str,),
+    "ws_max_clients": (int,), "session": (str,), "append": (bool,), "client": (str,), "notes": (str,),
+    "keep_audio": (bool,),
 }
 """The type(s) a ``[run]`` key of a config file may have (TOML's own types)."""
 
@@ -33,6 +37,7 @@ RANGES: dict[str, tuple[float, float, str]] = {
     "ws_port": (0, 65535, "0 (any free port) to 65535"),
     "threads": (1, MAX_THREADS, f"1 to {MAX_THREADS} (4 per core)"),
     "ws_queue": (1, 10_000, "1 to 10000"),
+    "ws_max_clients": (1, 10_000, "1 to 10000"),
     "samplerate": (1000, 768_000, "1000 to 768000 Hz"),
     "channels": (1, 256, "1 to 256"),
     "blocksize": (0, 1 << 20, "0 (the device's choice) to 1048576 frames"),
@@ -45,8 +50,11 @@ def check_config_types(values: Mapping[str, Any], source: str) -> None:
     for key, value in values.items():
         allowed = RUN_TYPES[key]
         ok = isinstance(value, allowed) and not (isinstance(value, bool) and bool not in allowed)
-        if key == "osc" and isinstance(value, list):
+        if key in ("osc", "ws_allow_origin", "ws_allow_host") and isinstance(value, list):
             ok = all(isinstance(v, str) for v in value)
+        texts = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+        if ok and any(isinstance(t, str) and "\x00" in t for t in texts):  # TOML allows \u0000; no path or host does
+            raise ConfigError(f"{source}: {key} holds a NUL character (\\u0000): {value!r}")
         if not ok:
             names = " or ".join("table" if t is dict else "list of strings" if t is list else t.__name__
                                 for t in allowed)
@@ -59,7 +67,9 @@ def check_range(name: str, value: float | None) -> None:
         return
     low, high, text = RANGES[name]
     if not low <= value <= high:
-        raise ConfigError(f"--{name.replace('_', '-')} must be {text}, got {value:g}")
+        big = isinstance(value, int) and abs(value) >= 10**15  # :g of a 10**400 int overflows
+        shown = f"a {len(str(abs(value)))}-digit number" if big else f"{value:g}"
+        raise ConfigError(f"--{name.replace('_', '-')} must be {text}, got {shown}")
 
 
 def check_output_file(path: Path | None, option: str) -> None:
@@ -96,3 +106,9 @@ def check_run(values: Mapping[str, Any]) -> None:
     for name in RANGES:
         check_range(name, values.get(name))
     check_output_file(values.get("csv"), "--csv")
+    if values.get("session") is not None:
+        check_output_dir(values["session"], "--session")
+    for name in ("ws_cert", "ws_key"):
+        path = values.get(name)
+        if path is not None and not Path(path).is_file():
+            raise ConfigError(f"--{name.replace('_', '-')} {path}: no such file")

@@ -174,7 +174,7 @@ def test_commands_and_malformed_messages(caplog):
                 ("[1, 2]", 'expected a JSON object with a string "type"'),
                 ('{"type": 3}', 'expected a JSON object with a string "type"'),
                 ("[" * 3000, BAD_JSON),
-                ('{"type": "subscribe"}', "unknown message type 'subscribe' (supported: ping)"),
+                ('{"type": "subscribe"}', "unknown message type 'subscribe' (supported: ping, marker)"),
             ]:
                 await ws.send(bad)
                 assert json.loads(await ws.recv()) == {"type": "error", "version": SCHEMA_VERSION, "error": error}

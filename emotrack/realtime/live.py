@@ -1,33 +1,57 @@
 """``emotrack run``: a source, the tracker and the outputs wired together.
 
-Threads: the asyncio loop (main thread) serves WebSocket clients; one worker thread pulls audio from
-the source, runs each hop and sends OSC directly (a UDP send never blocks for long). WebSocket
-messages cross to the loop with ``call_soon_threadsafe`` into per-client bounded queues, so a slow
-client can never hold up the audio path.
+Threads: the asyncio loop (main thread) serves WebSocket clients and the dashboard page; one worker thread pulls
+audio from the source, runs each hop and hands it to every output (:mod:`emotrack.realtime.sinks`): OSC is sent
+directly (a UDP send never blocks for long), WebSocket messages cross to the loop with ``call_soon_threadsafe``
+into per-client bounded queues, so a slow client can never hold up the audio path. Markers arrive from the
+terminal, the dashboard, WebSocket clients and OSC, each on its own thread, through one
+:class:`~emotrack.realtime.markers.MarkerHub`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import signal
+import ssl
+import sys
 import threading
 import time
-from dataclasses import dataclass, field
+import uuid
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from emotrack.csvout import HopCsvWriter
+from emotrack.errors import ConfigError
 from emotrack.inference import ModelRunner
+from emotrack.realtime.access import ANY_ADDRESS, AccessPolicy, bound_names, is_loopback, token_policy
 from emotrack.realtime.activity import MUSIC_OUTPUT, ActivityGate
-from emotrack.realtime.messages import HopMessage, hello_json, to_json
-from emotrack.realtime.osc import OscSender
+from emotrack.realtime.history import RunHistory
+from emotrack.realtime.markers import MarkerHub, read_terminal_markers
+from emotrack.realtime.messages import HopMessage, hello_json
+from emotrack.realtime.osc import OscMarkerListener, OscSender
+from emotrack.realtime.sinks import (
+    CsvSink,
+    HistorySink,
+    Hop,
+    OscSink,
+    SessionSink,
+    Sink,
+    ViewSink,
+    WebSocketSink,
+    dispatch,
+)
 from emotrack.realtime.smoothing import make_smoother
 from emotrack.realtime.tracker import Tracker
 from emotrack.realtime.view import HopView
 from emotrack.realtime.websocket import EmotionServer
 
 __all__ = ["LiveConfig", "run_live"]
+
+DEFAULT_OSC_IN = "127.0.0.1:9001"
+"""Where OSC markers are received unless told otherwise; a busy default port only warns."""
 
 
 @dataclass
@@ -50,13 +74,28 @@ class LiveConfig:
     osc_prefix: str = "/emotrack"
     osc_range: str = "0..1"
     no_osc: bool = False
+    osc_in: str | None = None
+    no_osc_in: bool = False
     ws_host: str = "127.0.0.1"
     ws_port: int = 8765
     ws_queue: int = 8
     no_ws: bool = False
+    ws_token: str | None = None
+    ws_require_token: bool = False
+    ws_insecure: bool = False
+    ws_allow_origin: list[str] = field(default_factory=list)
+    ws_allow_host: list[str] = field(default_factory=list)
+    ws_cert: Path | None = None
+    ws_key: Path | None = None
+    ws_max_clients: int = 64
     smoothing: str = "ema"
     smoothing_params: dict[str, Any] = field(default_factory=dict)
     csv: Path | None = None
+    session: Path | None = None
+    append: bool = False
+    client: str | None = None
+    notes: str | None = None
+    keep_audio: bool = False
     quiet: bool = False
 
 
@@ -86,63 +125,153 @@ def _open_source(cfg: LiveConfig, stop: threading.Event, view: HopView):
     return FileSource(EXAMPLE_AUDIO, realtime=not cfg.fast, loop=cfg.loop, stop=stop)
 
 
+def tls_context(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
+    """A server TLS context from a certificate chain and its key (PEM), or None without them."""
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        raise ConfigError("TLS needs both --ws-cert and --ws-key")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(cert, key)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"TLS file not found: {exc.filename}") from None
+    except (ssl.SSLError, OSError) as exc:
+        raise ConfigError(f"cannot use --ws-cert {cert} / --ws-key {key}: {exc.strerror or exc}") from None
+    return context
+
+
+def _file_hash(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _urls(cfg: LiveConfig, server: EmotionServer, token: str | None) -> list[str]:
+    """Dashboard addresses to print: the bound one, or each LAN address for an any-address bind."""
+    web = server.scheme[1]
+    if cfg.ws_host in ANY_ADDRESS:
+        hosts = sorted(h for h in bound_names(cfg.ws_host) if h[0].isdigit() or ":" in h)
+        hosts = [h for h in hosts if not is_loopback(h)] or ["127.0.0.1"]
+    else:
+        hosts = [cfg.ws_host]
+    query = f"?token={token}" if token else ""
+    return [f"{web}://{f'[{h}]' if ':' in h else h}:{server.port}/{query}" for h in hosts]
+
+
+def _osc_in_address(cfg: LiveConfig) -> tuple[tuple[str, int] | None, bool]:
+    """Where to listen for OSC markers, and whether the user asked for it (then a busy port is an error)."""
+    from emotrack.realtime.osc import parse_target
+
+    if cfg.no_osc_in:
+        return None, False
+    explicit = cfg.osc_in is not None
+    return parse_target(cfg.osc_in or DEFAULT_OSC_IN), explicit
+
+
+def _settings(cfg: LiveConfig) -> dict[str, Any]:
+    """The run's options as JSON values for the session's metadata (the token left out)."""
+    values = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()}
+    values.pop("ws_token", None)
+    return values
+
+
 def run_live(cfg: LiveConfig) -> dict[str, Any]:
-    """Run until the source ends, ``duration`` passes or Ctrl-C; returns a small summary."""
+    """Run until the source ends, ``duration`` passes, Ctrl-C, SIGTERM or SIGHUP; returns a small summary."""
     from emotrack.realtime.osc import parse_target
 
     smoother = make_smoother(cfg.smoothing, **cfg.smoothing_params)
     targets = [] if cfg.no_osc else [parse_target(t) for t in cfg.osc]
+    token = None if cfg.no_ws else token_policy(cfg.ws_host, cfg.ws_token, require=cfg.ws_require_token,
+                                                 insecure=cfg.ws_insecure)
+    tls = None if cfg.no_ws else tls_context(cfg.ws_cert, cfg.ws_key)
+    policy = AccessPolicy(hosts=bound_names(cfg.ws_host, cfg.ws_allow_host), origins=frozenset(cfg.ws_allow_origin),
+                          token=token, max_clients=cfg.ws_max_clients)
+    osc_in, osc_in_explicit = _osc_in_address(cfg)
     osc = OscSender(targets, prefix=cfg.osc_prefix, scale=cfg.osc_range) if targets else None
     runner = ModelRunner(cfg.model, provider=cfg.provider, threads=cfg.threads)
     stop = threading.Event()
     view = HopView() if not cfg.quiet else None
-    summary: dict[str, Any] = {"hops": 0, "dropped": 0, "model": runner.card.model_id, "provider": runner.provider}
+    run_id = uuid.uuid4().hex[:12]
+    summary: dict[str, Any] = {"hops": 0, "dropped": 0, "model": runner.card.model_id, "provider": runner.provider,
+                               "run_id": run_id}
+    store = None
+    if cfg.session is not None:
+        from emotrack.session import SessionStore
+
+        store = SessionStore.create(
+            cfg.session, model=runner.card.model_id, model_hash=_file_hash(runner.path),
+            device=str(cfg.file or cfg.device or "default input"), settings=_settings(cfg), hop_s=runner.card.hop_s,
+            client=cfg.client, notes=cfg.notes, append=cfg.append,
+        )
+        summary["session"] = store.session_id
+    history = RunHistory(run_id, runner.card.hop_s)
+
+    def marked(marker: dict[str, Any]) -> None:
+        history.add_marker(marker)
+        if view is not None:
+            view.marker(marker)
+
+    hub = MarkerHub(store, on_marker=marked)
     hello = hello_json(
         model=runner.card.model_id,
         hop_s=runner.card.hop_s,
         sample_rate=runner.card.sample_rate,
         smoothing=smoother.describe(),
         confidence=ActivityGate.describe(MUSIC_OUTPUT in runner.output_names),
+        run_id=run_id,
+        started=time.time(),
+        session=None if store is None else {"id": store.session_id},
     )
-    server = None if cfg.no_ws else EmotionServer(cfg.ws_host, cfg.ws_port, queue_size=cfg.ws_queue, hello=hello)
+    server = None
+    if not cfg.no_ws:
+        server = EmotionServer(cfg.ws_host, cfg.ws_port, queue_size=cfg.ws_queue, hello=hello, policy=policy,
+                               ssl_context=tls, greeting=lambda: [history.to_json()], on_marker=hub.mark)
+        hub.broadcast = server.publish_threadsafe
+    sinks: list[Sink] = [HistorySink(history)]
+    if osc is not None:
+        sinks.append(OscSink(osc))
+    if server is not None:
+        sinks.append(WebSocketSink(server))
+    if store is not None:
+        sinks.append(SessionSink(store))
+    failures: dict[str, int] = {}
 
     def worker(source) -> None:
         tracker = Tracker(runner, source.sample_rate, smoother)
-        writer = HopCsvWriter(cfg.csv, keep_going=True) if cfg.csv else None
+        outputs = list(sinks)
+        if cfg.csv:
+            outputs.append(CsvSink(HopCsvWriter(cfg.csv, keep_going=True)))
+        if view is not None:
+            outputs.append(ViewSink(view))
+        recorder = None
+        if store is not None and cfg.keep_audio:
+            from emotrack.session import AudioRecorder
+
+            recorder = AudioRecorder(store.path.with_name(f"session-{store.session_id}-{run_id}.flac"),
+                                     source.sample_rate, source.channels)
+            summary["audio"] = str(recorder.path)
         started = time.perf_counter()
 
         def publish(results) -> None:
             for r in results:
-                latency = r.latency_ms()
                 msg = HopMessage(
-                    seq=r.seq,
-                    stream_time=r.stream_time,
-                    wall_time=time.time(),
-                    valence=r.valence,
-                    arousal=r.arousal,
-                    valence_raw=r.valence_raw,
-                    arousal_raw=r.arousal_raw,
-                    quadrant=r.quadrant,
-                    model=runner.card.model_id,
-                    latency_ms={k: round(v, 3) for k, v in latency.items()},
-                    dropped_samples=source.dropped,
-                    confidence=r.confidence,
-                    active=r.active,
+                    seq=r.seq, stream_time=r.stream_time, wall_time=time.time(), valence=r.valence,
+                    arousal=r.arousal, valence_raw=r.valence_raw, arousal_raw=r.arousal_raw, quadrant=r.quadrant,
+                    model=runner.card.model_id, latency_ms={k: round(v, 3) for k, v in r.latency_ms().items()},
+                    dropped_samples=source.dropped, confidence=r.confidence, active=r.active,
                 )
-                if osc is not None:
-                    osc.send(msg)
-                if server is not None:
-                    server.publish_threadsafe(to_json(msg))
-                sent = r.latency_ms(time.perf_counter())
+                hub.stream_time = r.stream_time
+                dispatch(outputs, Hop(r, msg, r.latency_ms(time.perf_counter())), failures)
                 summary["hops"] += 1
                 summary["dropped"] = source.dropped
-                if writer is not None:
-                    writer.write(r, latency_ms=sent["total"])
-                if view is not None:
-                    view.update(r, sent, source.dropped)
 
         try:
             for block, t_last in source:
+                if recorder is not None:
+                    recorder.write(block)
                 publish(tracker.process(block, t_last))
                 if stop.is_set() or (cfg.duration is not None and time.perf_counter() - started >= cfg.duration):
                     break
@@ -150,10 +279,15 @@ def run_live(cfg: LiveConfig) -> dict[str, Any]:
                 if not stop.is_set():
                     publish(tracker.finish())  # the source ended: flush the resampler's tail
         finally:
-            if writer is not None:
-                writer.close()
-                summary["csv_errors"] = writer.errors
+            for sink in outputs:
+                if sink.name not in ("osc", "view"):  # those two are closed last, after the server
+                    sink.close()
+            summary["errors"] = {s.name: s.errors for s in outputs if s.errors} | failures
+            summary["csv_errors"] = next((s.errors for s in outputs if s.name == "csv"), 0)
             summary["invalid_hops"] = tracker.invalid_hops
+            if recorder is not None:
+                recorder.close()
+                summary["audio_errors"] = recorder.errors
             stop.set()
 
     async def main() -> None:
@@ -166,33 +300,68 @@ def run_live(cfg: LiveConfig) -> dict[str, Any]:
                     loop.add_signal_handler(sig, stop.set)
         if server is not None:
             await server.start()
+        listener = None
+        if osc_in is not None:
+            try:
+                listener = OscMarkerListener(*osc_in, cfg.osc_prefix, hub.mark)
+            except ConfigError:
+                if osc_in_explicit:
+                    raise
+                print(f"emotrack: warning: OSC markers not received: {osc_in[0]}:{osc_in[1]} is in use "
+                      "(--osc-in picks another port)", file=sys.stderr)
         source = _open_source(cfg, stop, view or HopView(live=False))
-        if view is not None:
-            where = []
-            if server is not None:
-                where.append(f"ws://{cfg.ws_host}:{server.port}")
-            if osc is not None:
-                where.append("OSC " + ", ".join(f"{h}:{p}{cfg.osc_prefix}/*" for h, p in targets))
-            view.header(
-                f"emotrack: {runner.card.model_id} on {runner.provider.upper()} | {source.description} | "
-                f"smoothing {smoother.describe()} | " + " | ".join(where or ["no outputs"])
-            )
+        _announce(cfg, server, token, listener, store, runner, source, smoother, targets, view)
+        if sys.stdin is not None and sys.stdin.isatty():
+            read_terminal_markers(hub, stop)
         try:
             with source:
                 await asyncio.to_thread(worker, source)
         finally:
             stop.set()
+            if listener is not None:
+                listener.close()
             if server is not None:
                 await server.stop()
+                summary["ws_refused"] = server.refused
 
     try:
         asyncio.run(main())
     except KeyboardInterrupt:
         stop.set()
     finally:
+        if store is not None:
+            store.close("end")
+            summary["stored"] = store.hops_written
+            summary["store_lost"] = store.lost_hops
+        summary["markers"] = len(hub.markers)
         if view is not None:
             view.close()
         if osc is not None:
             osc.close()
     return summary
 
+
+def _announce(cfg, server, token, listener, store, runner, source, smoother, targets, view) -> None:
+    """Say where everything is: the view's header line, and the dashboard address on stderr even when quiet."""
+    where = []
+    if server is not None:
+        urls = _urls(cfg, server, token)
+        where.append(f"dashboard {urls[0]}")
+        for url in urls:
+            print(f"emotrack: dashboard and stream at {url}", file=sys.stderr)
+        if cfg.ws_insecure and not is_loopback(cfg.ws_host):
+            print(f"emotrack: warning: --ws-insecure: anyone who reaches {cfg.ws_host}:{server.port} can read the "
+                  "stream and add markers", file=sys.stderr)
+    if targets:
+        where.append("OSC " + ", ".join(f"{h}:{p}{cfg.osc_prefix}/*" for h, p in targets))
+    if listener is not None:
+        where.append(f"markers in on OSC {listener.address}")
+    if store is not None:
+        where.append(f"session {store.session_id} in {store.path}")
+    if view is not None:
+        view.header(
+            f"emotrack: {runner.card.model_id} on {runner.provider.upper()} | {source.description} | "
+            f"smoothing {smoother.describe()} | " + " | ".join(where or ["no outputs"])
+        )
+        if sys.stdin is not None and sys.stdin.isatty():
+            view.header("type a label and press Enter to mark a moment (Enter alone: a plain mark)")

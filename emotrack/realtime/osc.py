@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from typing import NamedTuple
 
 from pythonosc.osc_bundle import OscBundle
@@ -21,7 +22,7 @@ from pythonosc.udp_client import UDPClient
 from emotrack.errors import ConfigError
 from emotrack.realtime.messages import QUADRANT_NAMES, HopMessage
 
-__all__ = ["ADDRESSES", "SCALES", "OscAddress", "OscSender", "parse_target", "validate_prefix"]
+__all__ = ["ADDRESSES", "SCALES", "OscAddress", "OscMarkerListener", "OscSender", "parse_target", "validate_prefix"]
 
 logger = logging.getLogger(__name__)
 
@@ -212,3 +213,45 @@ class OscSender:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class OscMarkerListener:
+    """Receive ``<prefix>/marker s`` over UDP (a button in TouchDesigner, Max or a phone OSC app) and call back.
+
+    Runs python-osc's blocking UDP server in a daemon thread; ``on_marker(label, "osc")`` is called there.
+    A marker with no string argument is labelled ``"mark"``; anything else at other addresses is ignored.
+    """
+
+    def __init__(self, host: str, port: int, prefix: str, on_marker) -> None:
+        from pythonosc.dispatcher import Dispatcher
+        from pythonosc.osc_server import BlockingOSCUDPServer
+
+        dispatcher = Dispatcher()
+        dispatcher.map(f"{prefix}/marker", self._handle)
+        self.on_marker = on_marker
+        self.errors = 0
+        self.address = f"{host}:{port}{prefix}/marker"
+        try:
+            self._server = BlockingOSCUDPServer((host, port), dispatcher)
+        except OSError as exc:
+            raise ConfigError(f"cannot listen for OSC markers on {host}:{port}: {exc.strerror or exc}") from None
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
+                                        name="osc-markers", daemon=True)
+        self._thread.start()
+
+    @property
+    def port(self) -> int:
+        return self._server.server_address[1]
+
+    def _handle(self, address: str, *args: object) -> None:
+        label = next((a for a in args if isinstance(a, str)), "")
+        try:
+            self.on_marker(label, "osc")
+        except Exception:  # a bad marker must not end the listener thread
+            self.errors += 1
+            logger.exception("OSC marker %r could not be recorded", label)
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=2)

@@ -41,6 +41,11 @@ class HopView:
         else:
             print(line, file=self.stream, flush=True)
 
+    def marker(self, marker: dict) -> None:
+        """A marker on its own line, so it stays visible above the redrawn hop line."""
+        line = f"marker {marker['id']} at t={marker['stream_time']:.1f}s ({marker['source']}): {marker['label']}"
+        print(("\r\x1b[2K" if self.live else "") + line, file=self.stream, flush=True)
+
     def close(self) -> None:
         if self.live:
             print(file=self.stream, flush=True)

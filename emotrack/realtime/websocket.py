@@ -15,10 +15,15 @@ cannot be written within ``close_timeout``. The kernel send buffer is capped bec
 otherwise grow it up to ``net.ipv4.tcp_wmem`` (often 4 MB, hours of messages at 2 Hz) for a client
 that never reads; with the defaults a stalled client is closed after roughly 100 KB (a few minutes).
 
-Protocol: on connect the server sends the ``hello`` message, then one ``emotion`` message per hop (see
-:mod:`emotrack.realtime.messages`). A client may send ``{"type": "ping"}`` (with an optional ``"id"``,
-echoed back) and gets ``{"type": "pong", ...}``; anything else gets ``{"type": "error", ...}`` and the
-connection stays open.
+Protocol: on connect the server sends the ``hello`` message and any ``greeting`` (the run's ``history``),
+then one ``emotion`` message per hop (see :mod:`emotrack.realtime.messages`). A client may send
+``{"type": "ping"}`` (with an optional ``"id"``, echoed back) and gets ``{"type": "pong", ...}``, or
+``{"type": "marker", "label": "..."}`` to mark a moment (recorded and echoed to every client as a ``marker``
+message); anything else gets ``{"type": "error", ...}`` and the connection stays open.
+
+The same port serves the dashboard page over plain HTTP(S) GET (:mod:`emotrack.realtime.dashboard`). Who may
+connect is decided before the handshake by an :class:`~emotrack.realtime.access.AccessPolicy`: Host, Origin,
+token, and caps on clients and handshakes; refusals are logged at info level with their reason.
 """
 
 from __future__ import annotations
@@ -30,16 +35,23 @@ import json
 import logging
 import math
 import socket
+import ssl
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
 from websockets.protocol import State
 
 from emotrack.errors import ConfigError, PortInUseError
+from emotrack.realtime import dashboard
+from emotrack.realtime.access import AccessPolicy, bound_names
 from emotrack.realtime.messages import SCHEMA_VERSION
 
 __all__ = ["ClientStats", "EmotionServer"]
@@ -48,6 +60,15 @@ logger = logging.getLogger(__name__)
 
 MAX_COMMAND_BYTES = 4096
 """Largest message accepted from a client; commands are tiny. Bigger ones close the connection (1009)."""
+
+STREAM_PATH = "/"
+"""The one URL path of the stream (``ws://host:8765/``); the dashboard page lives at the same path over plain GET."""
+
+MAX_LABEL = 200
+"""Longest marker label kept, in characters."""
+
+MarkerHandler = Callable[[str, str], Any]
+"""``on_marker(label, source)``: records a marker and broadcasts it; called on the event loop's thread."""
 
 
 @dataclass(frozen=True)
@@ -168,6 +189,15 @@ class EmotionServer:
         Default 20 s each, the websockets defaults.
     close_timeout : float
         Seconds to wait for a closing handshake before aborting the TCP connection. Default 2.
+    policy : AccessPolicy or None
+        Who may connect. Default: Host names of ``host`` (:func:`~emotrack.realtime.access.bound_names`), no
+        foreign Origin, no token.
+    ssl_context : ssl.SSLContext or None
+        Serve wss:// (and the page over https://) with this server context.
+    greeting : callable or None
+        Returns messages sent to a new client right after ``hello`` (the run's history).
+    on_marker : callable or None
+        Called with ``(label, source)`` for a client's ``marker`` message; without it markers are refused.
 
     Raises
     ------
@@ -182,6 +212,10 @@ class EmotionServer:
         queue_size: int = 8,
         *,
         hello: str,
+        policy: AccessPolicy | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        greeting: Callable[[], list[str]] | None = None,
+        on_marker: MarkerHandler | None = None,
         stall_timeout: float | None = 10.0,
         write_limit: int = 8192,
         send_buffer: int | None = 32768,
@@ -201,6 +235,12 @@ class EmotionServer:
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
         self.close_timeout = close_timeout
+        self.policy = policy or AccessPolicy(hosts=bound_names(host))
+        self.ssl_context = ssl_context
+        self.greeting = greeting
+        self.on_marker = on_marker
+        self.refused = 0
+        """Handshakes refused by the policy since start."""
         self._server: Server | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._clients: set[_Client] = set()
@@ -230,6 +270,9 @@ class EmotionServer:
                 close_timeout=self.close_timeout,
                 write_limit=self.write_limit,
                 max_size=MAX_COMMAND_BYTES,
+                process_request=self._process_request,
+                ssl=self.ssl_context,
+                server_header=None,  # no version banner
             )
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
@@ -237,7 +280,7 @@ class EmotionServer:
             reason = exc.strerror or str(exc)
             raise ConfigError(f"cannot listen on {self.host}:{self._port}: {reason}") from None
         self._loop = asyncio.get_running_loop()
-        logger.info("WebSocket server listening on ws://%s:%d", self.host, self.port)
+        logger.info("WebSocket server listening on %s://%s:%d", self.scheme[0], self.host, self.port)
 
     async def stop(self) -> None:
         """Close every connection (code 1001) and stop listening. Idempotent.
@@ -270,6 +313,11 @@ class EmotionServer:
         if self._server is None:
             return self._port
         return self._server.sockets[0].getsockname()[1]
+
+    @property
+    def scheme(self) -> tuple[str, str]:
+        """``("wss", "https")`` with TLS, else ``("ws", "http")``."""
+        return ("wss", "https") if self.ssl_context is not None else ("ws", "http")
 
     @property
     def clients(self) -> int:
@@ -306,6 +354,44 @@ class EmotionServer:
         with contextlib.suppress(RuntimeError):  # the loop closed in the meantime
             loop.call_soon_threadsafe(self.publish, text)
 
+    # Admission: every request passes here before the WebSocket handshake
+
+    def _process_request(self, ws: ServerConnection, request: Request) -> Response | None:
+        """None lets a WebSocket handshake go on; otherwise the HTTP response (a dashboard file or a refusal)."""
+        headers = request.headers
+        upgrade = "websocket" in headers.get("Upgrade", "").lower()
+        reason = self.policy.check_host(headers.get("Host"))
+        if reason is not None:
+            return self._refuse(ws, HTTPStatus.MISDIRECTED_REQUEST, reason)
+        if not upgrade:
+            found = dashboard.page(request.path)
+            if found is None:
+                return self._refuse(ws, HTTPStatus.NOT_FOUND, f"no page at {request.path.partition('?')[0]!r}")
+            body, content_type = found
+            return Response(200, "OK", Headers({"Content-Type": content_type, "Content-Length": str(len(body)),
+                                                **dashboard.SECURITY_HEADERS}), body)
+        path = request.path.partition("?")[0]  # never log the query: it may hold the token
+        if path != STREAM_PATH:
+            return self._refuse(ws, HTTPStatus.NOT_FOUND, f"the stream is at {STREAM_PATH!r}, not {path!r}")
+        capacity = self.policy.admit(len(self._clients))
+        if capacity is not None:
+            return self._refuse(ws, HTTPStatus(capacity[0]), capacity[1])
+        reason = self.policy.check_origin(headers.get("Origin"), headers.get("Host"), self.scheme[1])
+        if reason is not None:
+            return self._refuse(ws, HTTPStatus.FORBIDDEN, reason)
+        reason = self.policy.check_token(request.path, headers.get("Authorization"))
+        if reason is not None:
+            response = self._refuse(ws, HTTPStatus.UNAUTHORIZED, reason)
+            response.headers["WWW-Authenticate"] = 'Bearer realm="emotrack"'
+            return response
+        return None
+
+    def _refuse(self, ws: ServerConnection, status: HTTPStatus, reason: str) -> Response:
+        if status != HTTPStatus.NOT_FOUND:
+            self.refused += 1
+        logger.info("refused %s: %d %s", _name(ws), status.value, reason)
+        return ws.respond(status, f"{status.phrase}: {reason}\n")
+
     # Per-connection tasks
 
     async def _handler(self, ws: ServerConnection) -> None:
@@ -315,6 +401,8 @@ class EmotionServer:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.send_buffer)
         client = _Client(ws, self.queue_size)
         client.put(self.hello)
+        for text in self.greeting() if self.greeting is not None else ():
+            client.put(text)
         self._clients.add(client)
         logger.info("WebSocket client %s connected (%d now)", client.name, len(self._clients))
         sender = asyncio.create_task(self._send_loop(client))
@@ -363,13 +451,18 @@ class EmotionServer:
     async def _receive_loop(self, client: _Client) -> None:
         try:
             async for message in client.ws:
-                client.put(self._answer(message))
+                reply = self._answer(message, self.on_marker)
+                if reply is not None:
+                    client.put(reply)
         except ConnectionClosed:
             pass
 
     @staticmethod
-    def _answer(message: str | bytes) -> str:
-        """Reply to one client message; a bad message gets an error reply, never an exception."""
+    def _answer(message: str | bytes, on_marker: MarkerHandler | None = None) -> str | None:
+        """Reply to one client message; a bad message gets an error reply, never an exception.
+
+        A good ``marker`` gets no reply of its own: ``on_marker`` broadcasts it to every client, the sender too.
+        """
         if isinstance(message, bytes):
             return _reply("error", error="binary messages are not supported; send JSON text")
         try:
@@ -381,4 +474,13 @@ class EmotionServer:
         if command["type"] == "ping":
             extra = {"id": command["id"]} if "id" in command else {}
             return _reply("pong", wall_time=time.time(), **extra)
-        return _reply("error", error=f"unknown message type {command['type']!r} (supported: ping)")
+        if command["type"] == "marker":
+            label = command.get("label", "")
+            if not isinstance(label, str):
+                return _reply("error", error='a marker\'s "label" must be a string')
+            if on_marker is None:
+                return _reply("error", error="this server records no markers")
+            source = "dashboard" if command.get("source") == "dashboard" else "websocket"
+            on_marker(label[:MAX_LABEL], source)
+            return None
+        return _reply("error", error=f"unknown message type {command['type']!r} (supported: ping, marker)")
