@@ -111,3 +111,19 @@ async def ws_messages(port: int) -> list[dict]:
         except websockets.ConnectionClosed:
             pass
     return messages
+
+
+@pytest.fixture
+def live(example_audio):
+    """Start ``emotrack run`` on the bundled example (see :class:`liverun.LiveRun`); stopped when the test ends."""
+    from liverun import LiveRun
+
+    runs: list[LiveRun] = []
+
+    def start(*args: str, **kwargs) -> LiveRun:
+        runs.append(LiveRun(example_audio, *args, **kwargs))
+        return runs[-1]
+
+    yield start
+    for run in runs:
+        run.close()

@@ -13,72 +13,16 @@ import re
 import socket
 import ssl
 import subprocess
-import sys
 import threading
 from pathlib import Path
 
 import pytest
-from conftest import REPO, assert_one_line_error, free_port
+from conftest import assert_one_line_error
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from emotrack.errors import ConfigError
 from emotrack.realtime.access import AccessPolicy, HandshakeRate, bound_names, is_loopback, token_policy
-
-URL_LINE = re.compile(r"emotrack: dashboard and stream at (\S+)")
-
-
-class LiveRun:
-    """``emotrack run`` on the bundled example, looping, until the test ends; ``url`` is the printed address."""
-
-    def __init__(self, example: Path, *args: str, host: str = "127.0.0.1") -> None:
-        self.port = free_port()
-        self.host = host
-        cmd = [sys.executable, "-m", "emotrack", "run", "--file", str(example), "--loop", "--no-osc", "--no-osc-in",
-               "--quiet", "--ws-host", host, "--ws-port", str(self.port), *args]
-        self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        self.stderr: list[str] = []
-        self.url: str | None = None
-        ready = threading.Event()
-
-        def read() -> None:
-            for line in self.proc.stderr:
-                self.stderr.append(line)
-                found = URL_LINE.search(line)
-                if found and self.url is None:
-                    self.url = found.group(1)
-                    ready.set()
-            ready.set()
-
-        threading.Thread(target=read, daemon=True).start()
-        if not ready.wait(90) or self.url is None:
-            self.close()
-            raise AssertionError("emotrack run printed no address:\n" + "".join(self.stderr))
-
-    @property
-    def token(self) -> str | None:
-        found = re.search(r"token=([\w-]+)", self.url or "")
-        return found.group(1) if found else None
-
-    def close(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-
-
-@pytest.fixture
-def live(example_audio):
-    runs: list[LiveRun] = []
-
-    def start(*args: str, host: str = "127.0.0.1") -> LiveRun:
-        runs.append(LiveRun(example_audio, *args, host=host))
-        return runs[-1]
-
-    yield start
-    for run in runs:
-        run.close()
 
 
 def raw_status(host: str, port: int, headers: dict[str, str], path: str = "/") -> int:

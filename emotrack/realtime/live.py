@@ -198,15 +198,6 @@ def run_live(cfg: LiveConfig) -> dict[str, Any]:
     summary: dict[str, Any] = {"hops": 0, "dropped": 0, "model": runner.card.model_id, "provider": runner.provider,
                                "run_id": run_id}
     store = None
-    if cfg.session is not None:
-        from emotrack.session import SessionStore
-
-        store = SessionStore.create(
-            cfg.session, model=runner.card.model_id, model_hash=_file_hash(runner.path),
-            device=str(cfg.file or cfg.device or "default input"), settings=_settings(cfg), hop_s=runner.card.hop_s,
-            client=cfg.client, notes=cfg.notes, append=cfg.append,
-        )
-        summary["session"] = store.session_id
     history = RunHistory(run_id, runner.card.hop_s)
 
     def marked(marker: dict[str, Any]) -> None:
@@ -214,20 +205,24 @@ def run_live(cfg: LiveConfig) -> dict[str, Any]:
         if view is not None:
             view.marker(marker)
 
-    hub = MarkerHub(store, on_marker=marked)
-    hello = hello_json(
-        model=runner.card.model_id,
-        hop_s=runner.card.hop_s,
-        sample_rate=runner.card.sample_rate,
-        smoothing=smoother.describe(),
-        confidence=ActivityGate.describe(MUSIC_OUTPUT in runner.output_names),
-        run_id=run_id,
-        started=time.time(),
-        session=None if store is None else {"id": store.session_id},
-    )
+    hub = MarkerHub(None, on_marker=marked)
+    started = time.time()
+
+    def hello(session: int | None = None) -> str:
+        return hello_json(
+            model=runner.card.model_id,
+            hop_s=runner.card.hop_s,
+            sample_rate=runner.card.sample_rate,
+            smoothing=smoother.describe(),
+            confidence=ActivityGate.describe(MUSIC_OUTPUT in runner.output_names),
+            run_id=run_id,
+            started=started,
+            session=None if session is None else {"id": session},
+        )
+
     server = None
     if not cfg.no_ws:
-        server = EmotionServer(cfg.ws_host, cfg.ws_port, queue_size=cfg.ws_queue, hello=hello, policy=policy,
+        server = EmotionServer(cfg.ws_host, cfg.ws_port, queue_size=cfg.ws_queue, hello=hello(), policy=policy,
                                ssl_context=tls, greeting=lambda: [history.to_json()], on_marker=hub.mark)
         hub.broadcast = server.publish_threadsafe
     sinks: list[Sink] = [HistorySink(history)]
@@ -235,8 +230,6 @@ def run_live(cfg: LiveConfig) -> dict[str, Any]:
         sinks.append(OscSink(osc))
     if server is not None:
         sinks.append(WebSocketSink(server))
-    if store is not None:
-        sinks.append(SessionSink(store))
     failures: dict[str, int] = {}
 
     def worker(source) -> None:
@@ -310,6 +303,14 @@ def run_live(cfg: LiveConfig) -> dict[str, Any]:
                 print(f"emotrack: warning: OSC markers not received: {osc_in[0]}:{osc_in[1]} is in use "
                       "(--osc-in picks another port)", file=sys.stderr)
         source = _open_source(cfg, stop, view or HopView(live=False))
+        if cfg.session is not None:
+            nonlocal store
+            store = open_session(cfg, runner, source.description)
+            hub.store = store
+            sinks.append(SessionSink(store))
+            summary["session"] = store.session_id
+            if server is not None:
+                server.hello = hello(store.session_id)
         _announce(cfg, server, token, listener, store, runner, source, smoother, targets, view)
         if sys.stdin is not None and sys.stdin.isatty():
             read_terminal_markers(hub, stop)
@@ -339,6 +340,16 @@ def run_live(cfg: LiveConfig) -> dict[str, Any]:
         if osc is not None:
             osc.close()
     return summary
+
+
+def open_session(cfg: LiveConfig, runner: ModelRunner, device: str):
+    """A new session (or the latest, with ``append``) in ``cfg.session``, with the run's metadata."""
+    from emotrack.session import SessionStore
+
+    return SessionStore.create(
+        cfg.session, model=runner.card.model_id, model_hash=_file_hash(runner.path), device=device,
+        settings=_settings(cfg), hop_s=runner.card.hop_s, client=cfg.client, notes=cfg.notes, append=cfg.append,
+    )
 
 
 def _announce(cfg, server, token, listener, store, runner, source, smoother, targets, view) -> None:
