@@ -1,4 +1,5 @@
-"""Command-line interface: ``emotrack run | analyze | devices | models | export | train | evaluate | data``.
+"""Command-line interface: ``emotrack run | analyze | sessions | report | devices | models | export | train | evaluate |
+data``.
 
 The CLI only parses options and reports errors; the work is done by the library. Any
 :class:`~emotrack.errors.EmotrackError` becomes one line on stderr and a non-zero exit status.
@@ -86,14 +87,41 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--osc-range", choices=("0..1", "-1..1"), default="0..1",
                      help="range of OSC valence/arousal values (default: 0..1)")
     out.add_argument("--no-osc", action="store_true", help="send no OSC")
-    out.add_argument("--ws-host", default="127.0.0.1",
-                     help="WebSocket bind address; 0.0.0.0 to serve the LAN (default: 127.0.0.1)")
-    out.add_argument("--ws-port", type=int, default=8765, help="WebSocket port (default: 8765)")
-    out.add_argument("--ws-queue", type=int, default=8,
-                     help="messages buffered per WebSocket client before the oldest is dropped (default: 8)")
-    out.add_argument("--no-ws", action="store_true", help="serve no WebSocket")
+    out.add_argument("--osc-in", metavar="HOST:PORT",
+                     help="receive OSC markers (<prefix>/marker s) here (default: 127.0.0.1:9001, skipped if busy)")
+    out.add_argument("--no-osc-in", action="store_true", help="receive no OSC markers")
     out.add_argument("--csv", type=Path, help="also log every hop to this CSV file (analyze's columns + latency)")
     out.add_argument("--quiet", "-q", action="store_true", help="no terminal view")
+    out.add_argument("--verbose", "-v", action="store_true",
+                     help="log connections, refused clients and other events (info level) on stderr")
+    web = run.add_argument_group("WebSocket stream and dashboard (one port: http(s)://HOST:PORT/ and ws(s)://HOST:PORT/)")
+    web.add_argument("--ws-host", default="127.0.0.1",
+                     help="bind address; 0.0.0.0 serves the LAN and then requires a token (default: 127.0.0.1)")
+    web.add_argument("--ws-port", type=int, default=8765, help="port of the stream and the dashboard (default: 8765)")
+    web.add_argument("--ws-queue", type=int, default=8,
+                     help="messages buffered per WebSocket client before the oldest is dropped (default: 8)")
+    web.add_argument("--no-ws", action="store_true", help="serve no WebSocket and no dashboard")
+    web.add_argument("--ws-token", help="token clients must give (?token= or Authorization: Bearer); default: "
+                     "generated and printed when binding a non-loopback address")
+    web.add_argument("--ws-require-token", action="store_true", help="require a token on loopback too")
+    web.add_argument("--ws-insecure", action="store_true",
+                     help="no token even on the LAN: anyone who reaches the port can read the stream")
+    web.add_argument("--ws-allow-origin", action="append", default=[], metavar="ORIGIN",
+                     help="web origin allowed besides the dashboard's own, repeatable (e.g. http://studio.local:8080; "
+                     "null for a page opened from a file)")
+    web.add_argument("--ws-allow-host", action="append", default=[], metavar="NAME",
+                     help="extra Host name clients may use (a venue DNS name), repeatable")
+    web.add_argument("--ws-cert", type=Path, help="TLS certificate chain (PEM): serve wss:// and https://")
+    web.add_argument("--ws-key", type=Path, help="TLS private key (PEM) for --ws-cert")
+    web.add_argument("--ws-max-clients", type=int, default=64, help="most clients at once (default: 64)")
+    ses = run.add_argument_group("session recording (see `emotrack sessions` and `emotrack report`)")
+    ses.add_argument("--session", type=Path, metavar="DIR",
+                     help="record every hop, markers and metadata into DIR/sessions.sqlite (a new session each run)")
+    ses.add_argument("--append", action="store_true", help="with --session: continue the latest session in DIR")
+    ses.add_argument("--client", metavar="PSEUDONYM", help="with --session: client pseudonym (no real names)")
+    ses.add_argument("--notes", help="with --session: free-text notes")
+    ses.add_argument("--keep-audio", action="store_true",
+                     help="with --session: also keep the audio as FLAC (sensitive data; off by default)")
 
     ana = sub.add_parser("analyze", help="write a per-hop CSV for each audio file",
                          description="Writes DIR/<stem>.csv per input: time_s,valence,arousal (raw model values "
@@ -172,6 +200,23 @@ def build_parser() -> argparse.ArgumentParser:
     prep = data_sub.add_parser("prepare", help="render MIDI data sets and index all clips once (cached)")
     _add_data_options(prep)
     prep.set_defaults(datasets=["4q", "vgmidi", "emopia"])
+
+    lst = sub.add_parser("sessions", help="list the sessions recorded in a session folder",
+                         description="List the sessions in DIR (recorded by `emotrack run --session DIR`): id, "
+                         "start, duration, hops, markers, model, client, and whether it ended, is recording or "
+                         "was interrupted.")
+    lst.add_argument("dir", type=Path, metavar="DIR", help="session folder (or its sessions.sqlite)")
+    lst.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    rep = sub.add_parser("report", help="write an HTML or PDF report of a recorded session (+ its data as CSV)",
+                         description="Write a report of one session: metadata, valence/arousal timeline with "
+                         "markers, the trajectory on the valence-arousal plane, time per quadrant and per marked "
+                         "segment, periods with no music; the hops go to FILE.csv beside it. Works while the "
+                         "session is still recording.")
+    rep.add_argument("store", type=Path, metavar="SESSION", help="session folder or its sessions.sqlite")
+    rep.add_argument("--session", dest="session_id", type=int, metavar="ID",
+                     help="session id (see `emotrack sessions`; default: the latest)")
+    rep.add_argument("--out", "-o", type=Path, required=True, metavar="FILE",
+                     help="report file: FILE.html (self-contained) or FILE.pdf")
     return parser
 
 
@@ -196,7 +241,9 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
 RUN_DESTS = {
     "file", "device", "samplerate", "channels", "blocksize", "latency", "fast", "loop", "duration", "model",
     "provider", "threads", "smoothing", "smoothing_params", "osc", "osc_prefix", "osc_range", "no_osc", "ws_host",
-    "ws_port", "ws_queue", "no_ws", "csv", "quiet",
+    "ws_port", "ws_queue", "no_ws", "csv", "quiet", "osc_in", "no_osc_in", "verbose", "ws_token", "ws_require_token",
+    "ws_insecure", "ws_allow_origin", "ws_allow_host", "ws_cert", "ws_key", "ws_max_clients", "session", "append",
+    "client", "notes", "keep_audio",
 }
 
 
@@ -224,7 +271,10 @@ def load_config(path: Path) -> dict[str, Any]:
     check_config_types(values, str(path))
     if isinstance(values.get("osc"), str):
         values["osc"] = [values["osc"]]
-    for key in ("file", "csv"):  # argparse converts its own strings, not set_defaults values
+    for key in ("ws_allow_origin", "ws_allow_host"):
+        if isinstance(values.get(key), str):
+            values[key] = [values[key]]
+    for key in ("file", "csv", "session", "ws_cert", "ws_key"):  # argparse converts its own strings only
         if isinstance(values.get(key), str):
             values[key] = Path(values[key])
     return values
@@ -242,10 +292,22 @@ def _cmd_run(args: argparse.Namespace) -> int:
         fast=args.fast, loop=args.loop, duration=args.duration, osc=args.osc or ["127.0.0.1:9000"],
         osc_prefix=args.osc_prefix, osc_range=args.osc_range, no_osc=args.no_osc, ws_host=args.ws_host,
         ws_port=args.ws_port, ws_queue=args.ws_queue, no_ws=args.no_ws, smoothing=args.smoothing,
-        smoothing_params=params, csv=args.csv, quiet=args.quiet,
+        smoothing_params=params, csv=args.csv, quiet=args.quiet, osc_in=args.osc_in, no_osc_in=args.no_osc_in,
+        ws_token=args.ws_token, ws_require_token=args.ws_require_token, ws_insecure=args.ws_insecure,
+        ws_allow_origin=list(args.ws_allow_origin), ws_allow_host=list(args.ws_allow_host), ws_cert=args.ws_cert,
+        ws_key=args.ws_key, ws_max_clients=args.ws_max_clients, session=args.session, append=args.append,
+        client=args.client, notes=args.notes, keep_audio=args.keep_audio,
     )
     if cfg.file is not None and cfg.device is not None:
         raise ConfigError("give either --file or --device, not both")
+    for flag in ("append", "client", "notes", "keep_audio"):
+        if getattr(cfg, flag) and cfg.session is None:
+            raise ConfigError(f"--{flag.replace('_', '-')} needs --session DIR")
+    if args.verbose:
+        import logging
+
+        logging.basicConfig(level=logging.INFO, format="emotrack: %(message)s")
+        logging.getLogger("websockets").setLevel(logging.WARNING)  # ours say the same with the reason
     check_run(vars(cfg))
     if cfg.latency not in ("low", "high"):
         try:
@@ -256,7 +318,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     lost = f", {summary['csv_errors']} CSV writes failed" if summary.get("csv_errors") else ""
     if summary.get("invalid_hops"):
         lost += f", {summary['invalid_hops']} hops with a non-finite model output (held)"
+    if summary.get("ws_refused"):
+        lost += f", {summary['ws_refused']} WebSocket clients refused"
     print(f"emotrack: {summary['hops']} hops, {summary['dropped']} samples dropped{lost}", file=sys.stderr)
+    if "session" in summary:
+        store_lost = f", {summary['store_lost']} lost (write errors)" if summary.get("store_lost") else ""
+        print(f"emotrack: session {summary['session']}: {summary['stored']} hops and {summary['markers']} markers "
+              f"stored{store_lost}", file=sys.stderr)
     return 0
 
 
@@ -367,6 +435,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_devices(args)
         if args.command == "models":
             return _cmd_models(args)
+        if args.command == "sessions":
+            from emotrack.session.commands import sessions_main
+
+            return sessions_main(args)
+        if args.command == "report":
+            from emotrack.session.commands import report_main
+
+            return report_main(args)
         try:
             if args.command == "export":
                 from emotrack.export.onnx import export_main
