@@ -174,7 +174,8 @@ def test_commands_and_malformed_messages(caplog):
                 ("[1, 2]", 'expected a JSON object with a string "type"'),
                 ('{"type": 3}', 'expected a JSON object with a string "type"'),
                 ("[" * 3000, BAD_JSON),
-                ('{"type": "subscribe"}', "unknown message type 'subscribe' (supported: ping, marker)"),
+                ('{"type": "unsubscribe"}', "unknown message type 'unsubscribe' (supported: ping, marker, subscribe)"),
+                ('{"type": "subscribe", "streams": "ch1"}', '"streams" must be a list of stream names or null (all)'),
             ]:
                 await ws.send(bad)
                 assert json.loads(await ws.recv()) == {"type": "error", "version": SCHEMA_VERSION, "error": error}

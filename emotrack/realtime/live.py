@@ -116,12 +116,15 @@ def _open_source(cfg: LiveConfig, stop: threading.Event, view: HopView):
             latency=cfg.latency,
             stop=stop,
         )
-    except DeviceError:
+    except DeviceError as exc:
         if cfg.device is not None:
             raise
+        reason = str(exc)
     from emotrack.assets import EXAMPLE_AUDIO
 
-    view.header("no audio input device found: tracking the bundled example recording (use --file or --device)")
+    # Say why (no device, or no PortAudio library at all) and that the example ends unless --loop.
+    view.header(f"{reason}: tracking the bundled example recording instead (~65 s; --loop repeats it, "
+                "--file PATH or --device picks the input)")
     return FileSource(EXAMPLE_AUDIO, realtime=not cfg.fast, loop=cfg.loop, stop=stop)
 
 
@@ -223,8 +226,10 @@ def run_live(cfg: LiveConfig) -> dict[str, Any]:
     server = None
     if not cfg.no_ws:
         server = EmotionServer(cfg.ws_host, cfg.ws_port, queue_size=cfg.ws_queue, hello=hello(), policy=policy,
-                               ssl_context=tls, greeting=lambda: [history.to_json()], on_marker=hub.mark)
+                               ssl_context=tls, greeting=lambda streams: [history.to_json()], on_marker=hub.mark)
         hub.broadcast = server.publish_threadsafe
+        if view is not None:
+            view.clients = lambda: server.clients
     sinks: list[Sink] = [HistorySink(history)]
     if osc is not None:
         sinks.append(OscSink(osc))

@@ -50,6 +50,8 @@ class HopMessage:
         0..1, how sure the tracker is that it hears music (:mod:`emotrack.realtime.activity`).
     active : bool
         False for silence, room noise or speech: then ``quadrant`` is 0 and the smoothed values glide to 0.
+    stream : str or None
+        Which stream the hop belongs to when one process tracks several (``"ch1"``, ``"radio"``); None otherwise.
     """
 
     seq: int
@@ -65,6 +67,7 @@ class HopMessage:
     dropped_samples: int = 0
     confidence: float = 1.0
     active: bool = True
+    stream: str | None = None
 
 
 def quadrant_of(valence: float, arousal: float) -> int:
@@ -98,9 +101,11 @@ def to_json(msg: HopMessage) -> str:
     Values stay in [-1, 1]. Floats are rounded to 6 decimals (latencies to 3, confidence to 4). NaN or infinity raises
     :class:`ValueError`: browsers' ``JSON.parse`` rejects them, so they must be caught upstream.
     """
+    stream = {} if msg.stream is None else {"stream": msg.stream}
     return _dumps(
         {
             "type": "emotion",
+            **stream,
             "version": SCHEMA_VERSION,
             "seq": int(msg.seq),
             "stream_time": _num(msg.stream_time),

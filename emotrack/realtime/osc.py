@@ -177,8 +177,9 @@ class OscSender:
             "/dropped": float(msg.dropped_samples),
         }
         bundle = OscBundleBuilder(IMMEDIATELY)
+        prefix = self.prefix if msg.stream is None else f"{self.prefix}/{msg.stream}"
         for entry in ADDRESSES:
-            message = OscMessageBuilder(self.prefix + entry.suffix)
+            message = OscMessageBuilder(prefix + entry.suffix)
             # Explicit "f": python-osc would infer "i" for a Python int.
             message.add_arg(values[entry.suffix], OscMessageBuilder.ARG_TYPE_FLOAT)
             bundle.add_content(message.build())

@@ -19,7 +19,9 @@ Protocol: on connect the server sends the ``hello`` message and any ``greeting``
 then one ``emotion`` message per hop (see :mod:`emotrack.realtime.messages`). A client may send
 ``{"type": "ping"}`` (with an optional ``"id"``, echoed back) and gets ``{"type": "pong", ...}``, or
 ``{"type": "marker", "label": "..."}`` to mark a moment (recorded and echoed to every client as a ``marker``
-message); anything else gets ``{"type": "error", ...}`` and the connection stays open.
+message). When one process tracks several streams, a client gets all of them unless it subscribes to some:
+``?stream=ch1,ch2`` in the URL, or ``{"type": "subscribe", "streams": ["ch1"]}`` (``null``: all) at any time.
+Anything else gets ``{"type": "error", ...}`` and the connection stays open.
 
 The same port serves the dashboard page over plain HTTP(S) GET (:mod:`emotrack.realtime.dashboard`). Who may
 connect is decided before the handshake by an :class:`~emotrack.realtime.access.AccessPolicy`: Host, Origin,
@@ -42,6 +44,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
@@ -100,6 +103,12 @@ def _reply(kind: str, **fields: Any) -> str:
     return json.dumps({"type": kind, "version": SCHEMA_VERSION, **fields}, separators=(",", ":"), allow_nan=False)
 
 
+def _stream_query(path: str) -> frozenset[str] | None:
+    """Streams named in ``?stream=a,b`` (None: all)."""
+    names = [n for v in parse_qs(urlsplit(path).query).get("stream", []) for n in v.split(",") if n]
+    return frozenset(names) or None
+
+
 def _reject_constant(name: str) -> float:
     raise ValueError(f"{name} is not JSON")
 
@@ -138,13 +147,21 @@ def _retrieve(future: asyncio.Future[None]) -> None:
 class _Client:
     """Server-side state of one connection: its queue, its wake-up event and its counters."""
 
-    def __init__(self, ws: ServerConnection, queue_size: int) -> None:
+    def __init__(self, ws: ServerConnection, queue_size: int, streams: frozenset[str] | None = None) -> None:
         self.ws = ws
         self.name = _name(ws)
+        self.streams = streams
+        """Streams this client subscribed to; None: all."""
         self.queue: deque[str] = deque(maxlen=queue_size)
         self.ready = asyncio.Event()
         self.sent = 0
         self.dropped = 0
+
+    def subscribe(self, streams: frozenset[str] | None) -> None:
+        self.streams = streams
+
+    def wants(self, stream: str | None) -> bool:
+        return stream is None or self.streams is None or stream in self.streams
 
     def put(self, text: str) -> None:
         if len(self.queue) == self.queue.maxlen:
@@ -195,7 +212,8 @@ class EmotionServer:
     ssl_context : ssl.SSLContext or None
         Serve wss:// (and the page over https://) with this server context.
     greeting : callable or None
-        Returns messages sent to a new client right after ``hello`` (the run's history).
+        Called with a new client's stream subscription (None: all); returns the messages sent to it right after
+        ``hello`` (the run's history).
     on_marker : callable or None
         Called with ``(label, source)`` for a client's ``marker`` message; without it markers are refused.
 
@@ -214,7 +232,7 @@ class EmotionServer:
         hello: str,
         policy: AccessPolicy | None = None,
         ssl_context: ssl.SSLContext | None = None,
-        greeting: Callable[[], list[str]] | None = None,
+        greeting: Callable[[frozenset[str] | None], list[str]] | None = None,
         on_marker: MarkerHandler | None = None,
         stall_timeout: float | None = 10.0,
         write_limit: int = 8192,
@@ -335,15 +353,16 @@ class EmotionServer:
 
     # Publishing
 
-    def publish(self, text: str) -> None:
-        """Queue a text message for every client. Never waits.
+    def publish(self, text: str, stream: str | None = None) -> None:
+        """Queue a text message for every client (of ``stream``, if given, that subscribed to it). Never waits.
 
         Call it from the event loop's thread; from another thread use :meth:`publish_threadsafe`.
         """
         for client in self._clients:
-            client.put(text)
+            if client.wants(stream):
+                client.put(text)
 
-    def publish_threadsafe(self, text: str) -> None:
+    def publish_threadsafe(self, text: str, stream: str | None = None) -> None:
         """Like :meth:`publish`, callable from any thread: it schedules ``publish(text)`` on the loop.
 
         Before :meth:`start` or after :meth:`stop` the message is dropped, as there is nobody to send it to.
@@ -352,7 +371,7 @@ class EmotionServer:
         if loop is None:
             return
         with contextlib.suppress(RuntimeError):  # the loop closed in the meantime
-            loop.call_soon_threadsafe(self.publish, text)
+            loop.call_soon_threadsafe(self.publish, text, stream)
 
     # Admission: every request passes here before the WebSocket handshake
 
@@ -399,9 +418,9 @@ class EmotionServer:
         if self.send_buffer is not None and sock is not None:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.send_buffer)
-        client = _Client(ws, self.queue_size)
+        client = _Client(ws, self.queue_size, _stream_query(ws.request.path if ws.request else ""))
         client.put(self.hello)
-        for text in self.greeting() if self.greeting is not None else ():
+        for text in self.greeting(client.streams) if self.greeting is not None else ():
             client.put(text)
         self._clients.add(client)
         logger.info("WebSocket client %s connected (%d now)", client.name, len(self._clients))
@@ -451,14 +470,15 @@ class EmotionServer:
     async def _receive_loop(self, client: _Client) -> None:
         try:
             async for message in client.ws:
-                reply = self._answer(message, self.on_marker)
+                reply = self._answer(message, self.on_marker, client.subscribe)
                 if reply is not None:
                     client.put(reply)
         except ConnectionClosed:
             pass
 
     @staticmethod
-    def _answer(message: str | bytes, on_marker: MarkerHandler | None = None) -> str | None:
+    def _answer(message: str | bytes, on_marker: MarkerHandler | None = None,
+                subscribe: Callable[[frozenset[str] | None], None] | None = None) -> str | None:
         """Reply to one client message; a bad message gets an error reply, never an exception.
 
         A good ``marker`` gets no reply of its own: ``on_marker`` broadcasts it to every client, the sender too.
@@ -483,4 +503,10 @@ class EmotionServer:
             source = "dashboard" if command.get("source") == "dashboard" else "websocket"
             on_marker(label[:MAX_LABEL], source)
             return None
-        return _reply("error", error=f"unknown message type {command['type']!r} (supported: ping, marker)")
+        if command["type"] == "subscribe" and subscribe is not None:
+            streams = command.get("streams")
+            if streams is not None and not (isinstance(streams, list) and all(isinstance(s, str) for s in streams)):
+                return _reply("error", error='"streams" must be a list of stream names or null (all)')
+            subscribe(None if streams is None else frozenset(streams))
+            return _reply("subscribed", streams=streams)
+        return _reply("error", error=f"unknown message type {command['type']!r} (supported: ping, marker, subscribe)")
