@@ -23,6 +23,11 @@ from emotrack.errors import ConfigError, EmotrackError
 SMOOTHING_NAMES = ("ema", "one-euro", "triangle", "none")
 
 
+def _channels(text: str) -> int | str:
+    """``--channels 4`` (a count) or a selection ``1,2,5-8`` (checked when the input is known)."""
+    return int(text) if text.strip().isdigit() else text
+
+
 def _key_value(text: str) -> tuple[str, float]:
     key, sep, value = text.partition("=")
     if not sep:
@@ -70,7 +75,14 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--file", "-f", type=Path, help="stream this audio file (wav/flac/ogg/mp3, any rate)")
     src.add_argument("--device", "-d", help="input device index or name substring (see `emotrack devices`)")
     src.add_argument("--samplerate", type=int, help="device sample rate (default: the device's own)")
-    src.add_argument("--channels", type=int, help="device channels to open (default: all; mixed to mono)")
+    src.add_argument("--channels", type=_channels,
+                     help="device channels to open, mixed to mono (default: the first two); with --per-channel a "
+                     "selection such as 1,2,5-8 (1-based), each tracked as its own stream")
+    src.add_argument("--per-channel", action="store_true",
+                     help="track every input channel (or the --channels selection) as its own stream ch1, ch2, ...: "
+                     "OSC /emotrack/ch1/valence ..., a 'stream' field in WebSocket messages")
+    src.add_argument("--url", action="append", default=[], metavar="[NAME=]URL",
+                     help="also track network audio (http/Icecast/HLS, via PyAV), repeatable; reconnects when it drops")
     src.add_argument("--blocksize", type=int, default=0,
                      help="frames per audio callback; 0 lets PortAudio choose, the most robust (default: 0)")
     src.add_argument("--latency", default="high",
@@ -90,6 +102,23 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--osc-in", metavar="HOST:PORT",
                      help="receive OSC markers (<prefix>/marker s) here (default: 127.0.0.1:9001, skipped if busy)")
     out.add_argument("--no-osc-in", action="store_true", help="receive no OSC markers")
+    out.add_argument("--midi", metavar="PORT",
+                     help="send MIDI CCs to this output port: index or name substring; `--midi list` lists them "
+                     "(needs the midi extra)")
+    out.add_argument("--midi-virtual", metavar="NAME",
+                     help="open a virtual MIDI output port NAME for Ableton, Resolume, ... to select (macOS, Linux)")
+    out.add_argument("--midi-channel", type=int, default=1, help="MIDI channel 1-16 (default: 1)")
+    out.add_argument("--midi-cc", action="append", default=[], metavar="NAME=CC",
+                     help="CC number of a value, repeatable; NAME=off leaves it out (defaults: valence=20 arousal=21 "
+                     "valence_raw=22 arousal_raw=23 quadrant=24 confidence=25 active=26)")
+    out.add_argument("--midi-14bit", action="store_true",
+                     help="continuous values as 14-bit CC pairs: MSB on CC n, LSB on CC n+32 (n below 32)")
+    out.add_argument("--midi-rate", type=float, metavar="HZ",
+                     help="ramp continuous values between hops, sent at HZ (adds up to one hop of delay; "
+                     "default: once per hop)")
+    out.add_argument("--midi-refresh", type=float, default=5.0, metavar="SECONDS",
+                     help="CCs go out when they change, and all of them every SECONDS of audio; 0: all every hop "
+                     "(default: 5)")
     out.add_argument("--csv", type=Path, help="also log every hop to this CSV file (analyze's columns + latency)")
     out.add_argument("--quiet", "-q", action="store_true", help="no terminal view")
     out.add_argument("--verbose", "-v", action="store_true",
@@ -114,6 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     web.add_argument("--ws-cert", type=Path, help="TLS certificate chain (PEM): serve wss:// and https://")
     web.add_argument("--ws-key", type=Path, help="TLS private key (PEM) for --ws-cert")
     web.add_argument("--ws-max-clients", type=int, default=64, help="most clients at once (default: 64)")
+    web.add_argument("--mdns", action=argparse.BooleanOptionalAction, default=None,
+                     help="announce the stream (_emotrack._tcp) and the OSC marker port (_osc._udp) over mDNS/DNS-SD "
+                     "(default: on when --ws-host or --osc-in is not loopback)")
     ses = run.add_argument_group("session recording (see `emotrack sessions` and `emotrack report`)")
     ses.add_argument("--session", type=Path, metavar="DIR",
                      help="record every hop, markers and metadata into DIR/sessions.sqlite (a new session each run)")
@@ -127,11 +159,24 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Writes DIR/<stem>.csv per input: time_s,valence,arousal (raw model values "
                          "in [-1,1], one row per 0.5 s hop, time_s = hop end) then smoothed values and quadrant. "
                          "Same numbers as `run --file` (to 1e-5: hops are computed 64 at a time).")
-    ana.add_argument("audio", nargs="+", type=Path, help="audio files (wav/flac/ogg/mp3, any rate and channels)")
+    ana.add_argument("audio", nargs="+", type=Path, help="audio files (wav/flac/ogg/mp3, any rate and channels), "
+                     "folders (searched recursively), globs ('lib/**/*.mp3') or manifests (.txt/.m3u: one path a line)")
     ana.add_argument("--out", "-o", type=Path, required=True, help="output directory")
     ana.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     ana.add_argument("--jobs", "-j", type=int, default=None,
                      help="processes to spread the files over, one model each (default: one per core)")
+    cat = ana.add_argument_group("catalogue engine (Ray: model loaded once per worker, failures listed, reruns resume)")
+    cat.add_argument("--engine", choices=("local", "ray"), default="local",
+                     help="local: processes on this machine; ray: Ray actors (needs `pip install 'emotrack[ray]'`), "
+                     "with OUT/failed.json and OUT/done.jsonl so a rerun skips finished files (default: local)")
+    cat.add_argument("--address", metavar="ADDR", help="with --engine ray: a running Ray cluster (HOST:PORT, auto or "
+                     "ray://HOST:PORT; inputs and models at the same paths on every node); default: embedded local "
+                     "Ray with --jobs CPUs")
+    cat.add_argument("--gpus-per-worker", type=float, default=0.0, metavar="X",
+                     help="with --engine ray: GPUs per worker (fractions share a GPU; default: 0)")
+    cat.add_argument("--parquet", type=Path, metavar="FILE",
+                     help="also write every finished file's curve into one Parquet data set (an input column + "
+                     "the CSV columns)")
     _add_model_options(ana)
     _add_smoothing_options(ana)
 
@@ -201,6 +246,30 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_options(prep)
     prep.set_defaults(datasets=["4q", "vgmidi", "emopia"])
 
+    per = sub.add_parser("personalize", help="adapt a model to one listener's annotation of one song (no torch)",
+                         description="Fit the model's valence/arousal output layer to your own curve of one song "
+                         "(CSV time_s,valence,arousal, e.g. from `emotrack annotate`) and write a personal ONNX "
+                         "model; use it with --model like any other. The song's hash is recorded, never the audio.")
+    per.add_argument("--audio", type=Path, required=True, metavar="SONG", help="the annotated song (audio file)")
+    per.add_argument("--labels", type=Path, required=True, metavar="CURVE.csv",
+                     help="your curve: time_s,valence,arousal rows, values in [-1, 1], at least 20 s")
+    per.add_argument("--model", help="base model name or .onnx path (default: mca-musicnn)")
+    per.add_argument("--out", "-o", type=Path, metavar="FILE.onnx",
+                     help="personal model to write (default: the user models folder, $EMOTRACK_MODELS or "
+                     "~/.local/share/emotrack/models, where `emotrack models` finds it)")
+    per.add_argument("--steps", type=int, help="gradient steps (default: 200)")
+    per.add_argument("--lr", type=float, help="step size (default: 0.05)")
+    per.add_argument("--json", action="store_true", help="print what was done as JSON")
+    ann = sub.add_parser("annotate", help="annotate a song in the browser: play it, move a point on the V-A plane",
+                         description="Serve a page (loopback only) that plays SONG while you move a point on the "
+                         "valence-arousal plane (mouse, touch or arrow keys); it samples the point at 2 Hz and "
+                         "the server writes CURVE.csv for `emotrack personalize`.")
+    ann.add_argument("audio", type=Path, metavar="SONG", help="audio file the browser can play (wav, ogg, mp3, flac)")
+    ann.add_argument("--out", "-o", type=Path, required=True, metavar="CURVE.csv", help="where to write the curve")
+    ann.add_argument("--port", type=int, default=8766, help="HTTP port on 127.0.0.1 (default: 8766; 0: any free)")
+    ann.add_argument("--once", action="store_true", help="exit after the first curve is saved")
+    ann.add_argument("--no-browser", action="store_true", help="do not open a browser, just print the address")
+
     lst = sub.add_parser("sessions", help="list the sessions recorded in a session folder",
                          description="List the sessions in DIR (recorded by `emotrack run --session DIR`): id, "
                          "start, duration, hops, markers, model, client, and whether it ended, is recording or "
@@ -243,7 +312,8 @@ RUN_DESTS = {
     "provider", "threads", "smoothing", "smoothing_params", "osc", "osc_prefix", "osc_range", "no_osc", "ws_host",
     "ws_port", "ws_queue", "no_ws", "csv", "quiet", "osc_in", "no_osc_in", "verbose", "ws_token", "ws_require_token",
     "ws_insecure", "ws_allow_origin", "ws_allow_host", "ws_cert", "ws_key", "ws_max_clients", "session", "append",
-    "client", "notes", "keep_audio",
+    "client", "notes", "keep_audio", "per_channel", "url", "midi", "midi_virtual", "midi_channel", "midi_cc",
+    "midi_14bit", "midi_rate", "midi_refresh", "mdns",
 }
 
 
@@ -271,7 +341,9 @@ def load_config(path: Path) -> dict[str, Any]:
     check_config_types(values, str(path))
     if isinstance(values.get("osc"), str):
         values["osc"] = [values["osc"]]
-    for key in ("ws_allow_origin", "ws_allow_host"):
+    if isinstance(values.get("midi"), int):  # a port index
+        values["midi"] = str(values["midi"])
+    for key in ("ws_allow_origin", "ws_allow_host", "url", "midi_cc"):
         if isinstance(values.get(key), str):
             values[key] = [values[key]]
     for key in ("file", "csv", "session", "ws_cert", "ws_key"):  # argparse converts its own strings only
@@ -283,12 +355,20 @@ def load_config(path: Path) -> dict[str, Any]:
 def _cmd_run(args: argparse.Namespace) -> int:
     from emotrack.options import check_run
     from emotrack.realtime.live import LiveConfig, run_live
+    from emotrack.realtime.midi import parse_cc_overrides
 
+    if args.midi == "list":
+        from emotrack.realtime.midi import output_port_names
+
+        print("\n".join(f"{i}: {n}" for i, n in enumerate(output_port_names()))
+              or "no MIDI output ports (--midi-virtual NAME opens one)")
+        return 0
     params = dict(args.config_smoothing_params)
     params.update(dict(args.smoothing_param))
     cfg = LiveConfig(
         model=args.model, provider=args.provider, threads=args.threads, file=args.file, device=args.device,
-        samplerate=args.samplerate, channels=args.channels, blocksize=args.blocksize, latency=args.latency,
+        samplerate=args.samplerate, channels=args.channels, per_channel=args.per_channel, url=list(args.url),
+        blocksize=args.blocksize, latency=args.latency,
         fast=args.fast, loop=args.loop, duration=args.duration, osc=args.osc or ["127.0.0.1:9000"],
         osc_prefix=args.osc_prefix, osc_range=args.osc_range, no_osc=args.no_osc, ws_host=args.ws_host,
         ws_port=args.ws_port, ws_queue=args.ws_queue, no_ws=args.no_ws, smoothing=args.smoothing,
@@ -296,10 +376,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
         ws_token=args.ws_token, ws_require_token=args.ws_require_token, ws_insecure=args.ws_insecure,
         ws_allow_origin=list(args.ws_allow_origin), ws_allow_host=list(args.ws_allow_host), ws_cert=args.ws_cert,
         ws_key=args.ws_key, ws_max_clients=args.ws_max_clients, session=args.session, append=args.append,
-        client=args.client, notes=args.notes, keep_audio=args.keep_audio,
+        client=args.client, notes=args.notes, keep_audio=args.keep_audio, midi=args.midi,
+        midi_virtual=args.midi_virtual, midi_channel=args.midi_channel, midi_cc=parse_cc_overrides(args.midi_cc),
+        midi_14bit=args.midi_14bit, midi_rate=args.midi_rate, midi_refresh=args.midi_refresh, mdns=args.mdns,
     )
     if cfg.file is not None and cfg.device is not None:
         raise ConfigError("give either --file or --device, not both")
+    if isinstance(cfg.channels, str):
+        from emotrack.realtime.multistream import parse_channels
+
+        if not cfg.per_channel:
+            raise ConfigError(f"--channels {cfg.channels}: a selection of channels needs --per-channel")
+        parse_channels(cfg.channels)
     for flag in ("append", "client", "notes", "keep_audio"):
         if getattr(cfg, flag) and cfg.session is None:
             raise ConfigError(f"--{flag.replace('_', '-')} needs --session DIR")
@@ -320,6 +408,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         lost += f", {summary['invalid_hops']} hops with a non-finite model output (held)"
     if summary.get("ws_refused"):
         lost += f", {summary['ws_refused']} WebSocket clients refused"
+    if summary.get("errors", {}).get("midi"):
+        lost += f", {summary['errors']['midi']} MIDI messages not sent"
     print(f"emotrack: {summary['hops']} hops, {summary['dropped']} samples dropped{lost}", file=sys.stderr)
     if "session" in summary:
         store_lost = f", {summary['store_lost']} lost (write errors)" if summary.get("store_lost") else ""
@@ -330,18 +420,32 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
     from emotrack.analyze import analyze_files, default_jobs
+    from emotrack.batch import analyze_catalogue, check_engine_options, collect_inputs, parquet_sources, write_parquet
     from emotrack.inference import ModelRunner
-    from emotrack.options import check_output_dir, check_range
+    from emotrack.options import check_output_dir, check_output_file, check_range
     from emotrack.realtime.smoothing import make_smoother
 
     check_range("threads", args.threads)
     check_output_dir(args.out)  # before the model loads: a bad --out fails at once
+    check_output_file(args.parquet, "--parquet")
+    check_engine_options(args.engine, args.address, args.gpus_per_worker, args.provider, args.jobs)
+    items = collect_inputs(args.audio)
     smoother = make_smoother(args.smoothing, **dict(args.smoothing_param))
     runner = ModelRunner(args.model, provider=args.provider, threads=args.threads)
-    jobs = default_jobs() if args.jobs is None else args.jobs
-    failed = analyze_files(args.audio, args.out, runner, smoother, progress=not args.quiet, jobs=jobs)
+    if args.engine == "ray":
+        summary = analyze_catalogue(items, args.out, runner, smoother, provider=args.provider, jobs=args.jobs,
+                                    address=args.address, gpus_per_worker=args.gpus_per_worker, progress=not args.quiet)
+        failed = summary.failed
+    else:
+        jobs = default_jobs() if args.jobs is None else args.jobs
+        failed = analyze_files([item.path for item in items], args.out, runner, smoother, progress=not args.quiet,
+                               jobs=jobs)
     for _, message in failed:
         print(f"emotrack: error: {message}", file=sys.stderr)
+    if args.engine == "ray":
+        print(summary.line(args.out), file=sys.stderr)
+    if args.parquet is not None:
+        write_parquet(args.parquet, parquet_sources(items, args.out, failed, args.engine))
     return 2 if failed else 0
 
 
@@ -365,10 +469,10 @@ def _cmd_devices(args: argparse.Namespace) -> int:
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    from emotrack.inference import DEFAULT_MODEL, ModelRunner, bundled_models
+    from emotrack.inference import DEFAULT_MODEL, ModelRunner, available_models
 
     cards = []
-    for name in sorted(bundled_models(), key=lambda n: n != DEFAULT_MODEL):  # the default first
+    for name in sorted(available_models(), key=lambda n: n != DEFAULT_MODEL):  # the default first; then personal
         runner = ModelRunner(name, provider="cpu")
         card = runner.card.summary()
         card["default"] = name == DEFAULT_MODEL
@@ -443,6 +547,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from emotrack.session.commands import report_main
 
             return report_main(args)
+        if args.command in ("personalize", "annotate"):
+            from emotrack.personal import commands
+
+            return commands.personalize_main(args) if args.command == "personalize" else commands.annotate_main(args)
         try:
             if args.command == "export":
                 from emotrack.export.onnx import export_main

@@ -15,13 +15,14 @@ from typing import Any
 
 from emotrack.errors import ConfigError
 
-__all__ = ["MAX_THREADS", "RUN_TYPES", "check_config_types", "check_output_dir", "check_output_file", "check_run"]
+__all__ = ["MAX_THREADS", "RUN_TYPES", "check_config_types", "check_midi", "check_output_dir", "check_output_file",
+           "check_run"]
 
 MAX_THREADS = 4 * (os.cpu_count() or 1)
 """More ONNX Runtime threads than this only adds contention (the issue measured 4,400 threads for 5000)."""
 
 RUN_TYPES: dict[str, tuple[type, ...]] = {
-    "file": (str,), "device": (str, int), "samplerate": (int,), "channels": (int,), "blocksize": (int,),
+    "file": (str,), "device": (str, int), "samplerate": (int,), "channels": (int, str), "blocksize": (int,),
     "latency": (str, int, float), "fast": (bool,), "loop": (bool,), "duration": (int, float), "model": (str,),
     "provider": (str,), "threads": (int,), "smoothing": (str,), "smoothing_params": (dict,), "osc": (list, str),
     "osc_prefix": (str,), "osc_range": (str,), "no_osc": (bool,), "ws_host": (str,), "ws_port": (int,),
@@ -29,7 +30,9 @@ RUN_TYPES: dict[str, tuple[type, ...]] = {
     "verbose": (bool,), "ws_token": (str,), "ws_require_token": (bool,), "ws_insecure": (bool,),
     "ws_allow_origin": (list, str), "ws_allow_host": (list, str), "ws_cert": (str,), "ws_key": (str,),
     "ws_max_clients": (int,), "session": (str,), "append": (bool,), "client": (str,), "notes": (str,),
-    "keep_audio": (bool,),
+    "keep_audio": (bool,), "per_channel": (bool,), "url": (list, str), "midi": (str, int), "midi_virtual": (str,),
+    "midi_channel": (int,), "midi_cc": (list, str), "midi_14bit": (bool,), "midi_rate": (int, float),
+    "midi_refresh": (int, float), "mdns": (bool,),
 }
 """The type(s) a ``[run]`` key of a config file may have (TOML's own types)."""
 
@@ -42,6 +45,9 @@ RANGES: dict[str, tuple[float, float, str]] = {
     "channels": (1, 256, "1 to 256"),
     "blocksize": (0, 1 << 20, "0 (the device's choice) to 1048576 frames"),
     "duration": (1e-3, 1e9, "a positive number of seconds"),
+    "midi_channel": (1, 16, "1 to 16"),
+    "midi_rate": (1, 1000, "1 to 1000 Hz"),
+    "midi_refresh": (0, 3600, "0 (every hop) to 3600 seconds"),
 }
 
 
@@ -50,7 +56,7 @@ def check_config_types(values: Mapping[str, Any], source: str) -> None:
     for key, value in values.items():
         allowed = RUN_TYPES[key]
         ok = isinstance(value, allowed) and not (isinstance(value, bool) and bool not in allowed)
-        if key in ("osc", "ws_allow_origin", "ws_allow_host") and isinstance(value, list):
+        if key in ("osc", "ws_allow_origin", "ws_allow_host", "url", "midi_cc") and isinstance(value, list):
             ok = all(isinstance(v, str) for v in value)
         texts = [value] if isinstance(value, str) else value if isinstance(value, list) else []
         if ok and any(isinstance(t, str) and "\x00" in t for t in texts):  # TOML allows \u0000; no path or host does
@@ -63,7 +69,7 @@ def check_config_types(values: Mapping[str, Any], source: str) -> None:
 
 def check_range(name: str, value: float | None) -> None:
     """``value`` lies in the range of :data:`RANGES` for option ``name`` (``None``: not given)."""
-    if value is None or name not in RANGES:
+    if value is None or name not in RANGES or isinstance(value, str):  # a --channels selection: checked later
         return
     low, high, text = RANGES[name]
     if not low <= value <= high:
@@ -112,3 +118,20 @@ def check_run(values: Mapping[str, Any]) -> None:
         path = values.get(name)
         if path is not None and not Path(path).is_file():
             raise ConfigError(f"--{name.replace('_', '-')} {path}: no such file")
+    check_midi(values)
+
+
+def check_midi(values: Mapping[str, Any]) -> None:
+    """One MIDI output at most, its CC map valid (:func:`emotrack.realtime.midi.cc_map`), no MIDI option without it."""
+    if values.get("midi") is not None and values.get("midi_virtual") is not None:
+        raise ConfigError("give either --midi PORT or --midi-virtual NAME, not both")
+    if values.get("midi") is None and values.get("midi_virtual") is None:
+        given = [name for name, default in (("midi_cc", {}), ("midi_14bit", False), ("midi_rate", None),
+                                            ("midi_channel", 1), ("midi_refresh", 5.0))
+                 if values.get(name, default) not in (default, None)]
+        if given:
+            raise ConfigError(f"--{given[0].replace('_', '-')} needs --midi PORT or --midi-virtual NAME")
+        return
+    from emotrack.realtime.midi import cc_map
+
+    cc_map(values.get("midi_cc"), fourteen_bit=bool(values.get("midi_14bit")))

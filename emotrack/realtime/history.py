@@ -25,8 +25,9 @@ _FIELDS = ("stream_time", "valence", "arousal", "valence_raw", "arousal_raw", "a
 class RunHistory:
     """Per-hop values and markers since this run started; :meth:`to_json` is the ``history`` message."""
 
-    def __init__(self, run_id: str, hop_s: float, max_hops: int = MAX_HOPS) -> None:
+    def __init__(self, run_id: str, hop_s: float, max_hops: int = MAX_HOPS, stream: str | None = None) -> None:
         self.run_id = run_id
+        self.stream = stream
         self.hop_s = hop_s
         self._columns: dict[str, deque] = {name: deque(maxlen=max_hops) for name in _FIELDS}
         self._markers: list[dict[str, Any]] = []
@@ -51,6 +52,7 @@ class RunHistory:
             markers = list(self._markers)
         return json.dumps(
             {"type": "history", "version": SCHEMA_VERSION, "run_id": self.run_id, "hop_s": self.hop_s,
+             **({} if self.stream is None else {"stream": self.stream}),
              **payload, "markers": markers},
             separators=(",", ":"), allow_nan=False,
         )

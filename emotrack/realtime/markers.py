@@ -29,17 +29,17 @@ class MarkerHub:
 
     Parameters
     ----------
-    store : SessionStore or None
-        Where markers are recorded (``add_marker``); None keeps them in memory only.
+    stores : list of SessionStore
+        Where markers are recorded (``add_marker``; every stream's session); empty keeps them in memory only.
     broadcast : callable or None
         Sends the marker message (JSON text) to every WebSocket client.
     on_marker : callable or None
         Also called with each marker dict (the terminal view, the run's history).
     """
 
-    def __init__(self, store: Any = None, broadcast: Callable[[str], None] | None = None,
+    def __init__(self, stores: list[Any] | None = None, broadcast: Callable[[str], None] | None = None,
                  on_marker: Callable[[dict[str, Any]], None] | None = None) -> None:
-        self.store = store
+        self.stores = list(stores or [])
         self.broadcast = broadcast
         self.on_marker = on_marker
         self.stream_time = 0.0
@@ -55,12 +55,15 @@ class MarkerHub:
         wall, stream = time.time(), self.stream_time
         with self._lock:
             marker = None
-            if self.store is not None:
+            for store in self.stores:
                 try:
-                    marker = self.store.add_marker(label, wall_time=wall, stream_time=stream, source=source)
+                    stored = store.add_marker(label, wall_time=wall, stream_time=stream, source=source)
                 except Exception:  # the store counts its own write errors; a marker is never lost from view
                     self.errors += 1
                     logger.exception("marker %r could not be stored", label)
+                    continue
+                if marker is None and stored.get("id") is not None:
+                    marker = stored
             if marker is None:
                 marker = {"id": len(self.markers) + 1, "label": label, "wall_time": wall, "stream_time": stream,
                           "source": source}

@@ -35,7 +35,7 @@ def _require_av():
     try:
         import av
     except ImportError:
-        raise ConfigError("--url needs PyAV: pip install av") from None
+        raise ConfigError("--url needs the net extra (PyAV): pip install 'emotrack[net]'") from None
     return av
 
 

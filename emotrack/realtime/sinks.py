@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from emotrack.realtime.websocket import EmotionServer
     from emotrack.session import SessionStore
 
-__all__ = ["CsvSink", "HistorySink", "Hop", "OscSink", "SessionSink", "Sink", "ViewSink", "WebSocketSink",
+__all__ = ["CsvSink", "ForStream", "HistorySink", "Hop", "OscSink", "SessionSink", "Sink", "ViewSink", "WebSocketSink",
            "dispatch"]
 
 logger = logging.getLogger(__name__)
@@ -68,6 +68,26 @@ def dispatch(sinks: list[Sink], hop: Hop, failures: dict[str, int]) -> None:
                 logger.exception("output %s failed; it is skipped for this hop, the others go on", sink.name)
 
 
+class ForStream:
+    """Routes the hops of one stream (by name; None: the only one) to ``sink``: a CSV or a session per stream."""
+
+    def __init__(self, sink: Sink, stream: str | None) -> None:
+        self.sink = sink
+        self.stream = stream
+        self.name = sink.name if stream is None else f"{sink.name}[{stream}]"
+
+    @property
+    def errors(self) -> int:
+        return self.sink.errors
+
+    def send(self, hop: Hop) -> None:
+        if hop.message.stream == self.stream:
+            self.sink.send(hop)
+
+    def close(self) -> None:
+        self.sink.close()
+
+
 class OscSink:
     name = "osc"
 
@@ -98,7 +118,7 @@ class WebSocketSink:
         return self.server.dropped
 
     def send(self, hop: Hop) -> None:
-        self.server.publish_threadsafe(to_json(hop.message))
+        self.server.publish_threadsafe(to_json(hop.message), hop.message.stream)
 
     def close(self) -> None:
         """The server is stopped by the event loop that runs it."""
