@@ -53,7 +53,7 @@
     const id = msg.run_id != null ? String(msg.run_id) : msg.started != null ? `started-${msg.started}` : null;
     if (id === null || id !== run.id) resetRun(id);
     if (msg.hop_s > 0) run.hopS = msg.hop_s;
-    el.model.textContent = msg.model || "—";
+    el.model.textContent = (msg.model || "—") + (shownStream ? ` · stream ${shownStream}` : "");
     const session = msg.session;
     el.session.textContent = session && session.id != null
       ? `#${session.id}` + (session.started ? ` since ${clock(session.started)}` : "") : "not recording";
@@ -168,10 +168,28 @@
   let retryDelay = RETRY_MIN_MS;
   let retryTimer = null;
 
+  // With several streams in one process (--per-channel, --url) the page shows one: ?stream=NAME, or the first
+  // one it hears about. The server filters by the subscription, so the others cost no bandwidth.
+  let shownStream = params.get("stream");
+
   function wsUrl() {
     const scheme = location.protocol === "https:" ? "wss" : "ws";
+    const query = new URLSearchParams();
     const token = params.get("token");
-    return `${scheme}://${location.host}/` + (token ? `?token=${encodeURIComponent(token)}` : "");
+    if (token) query.set("token", token);
+    if (shownStream) query.set("stream", shownStream);
+    const text = query.toString();
+    return `${scheme}://${location.host}/` + (text ? `?${text}` : "");
+  }
+
+  function ofShownStream(msg) {
+    if (msg.stream === undefined) return true;
+    if (shownStream === null) {
+      shownStream = msg.stream;
+      if (ws) ws.send(JSON.stringify({ type: "subscribe", streams: [shownStream] }));
+      document.title = `emotrack · ${shownStream}`;
+    }
+    return msg.stream === shownStream;
   }
 
   function connect() {
@@ -197,6 +215,7 @@
       let msg;
       try { msg = JSON.parse(ev.data); } catch (err) { return; }
       if (!msg || typeof msg !== "object") return;
+      if ((msg.type === "emotion" || msg.type === "history") && !ofShownStream(msg)) return;
       if (msg.type === "emotion") onEmotion(msg);
       else if (msg.type === "hello") onHello(msg);
       else if (msg.type === "history") onHistory(msg);
