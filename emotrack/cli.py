@@ -69,14 +69,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="track live input (or a file) and serve OSC + WebSocket",
                          description="Track the default input device, a chosen device, or a file at real-time "
-                         "pace. With no input device and no --file, tracks the bundled example recording.")
+                         "pace. With no input device (or no PortAudio library) and no --file, it says why and tracks "
+                         "the bundled example recording, which stops after ~65 s unless --loop.")
     run.add_argument("--config", type=Path, help="TOML file with defaults for these options ([run] table)")
     src = run.add_argument_group("input")
     src.add_argument("--file", "-f", type=Path, help="stream this audio file (wav/flac/ogg/mp3, any rate)")
     src.add_argument("--device", "-d", help="input device index or name substring (see `emotrack devices`)")
     src.add_argument("--samplerate", type=int, help="device sample rate (default: the device's own)")
     src.add_argument("--channels", type=_channels,
-                     help="device channels to open, mixed to mono (default: the first two); with --per-channel a "
+                     help="device channels to open, mixed to mono (default: the first two, or the one of a mono "
+                     "device; PortAudio would otherwise open all 32 of ALSA's 'pulse'); with --per-channel a "
                      "selection such as 1,2,5-8 (1-based), each tracked as its own stream")
     src.add_argument("--per-channel", action="store_true",
                      help="track every input channel (or the --channels selection) as its own stream ch1, ch2, ...: "
@@ -88,7 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--latency", default="high",
                      help="PortAudio input latency: 'low', 'high' or seconds (default: high)")
     src.add_argument("--fast", action="store_true", help="with --file: run as fast as possible, not paced")
-    src.add_argument("--loop", action="store_true", help="with --file: start over at the end")
+    src.add_argument("--loop", action="store_true",
+                     help="with --file or the bundled example: start over at the end (else the run stops there)")
     src.add_argument("--duration", type=float, help="stop after this many seconds")
     _add_model_options(run)
     _add_smoothing_options(run)
@@ -107,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
                      "(needs the midi extra)")
     out.add_argument("--midi-virtual", metavar="NAME",
                      help="open a virtual MIDI output port NAME for Ableton, Resolume, ... to select (macOS, Linux)")
-    out.add_argument("--midi-channel", type=int, default=1, help="MIDI channel 1-16 (default: 1)")
+    out.add_argument("--midi-channel", type=int, default=1, metavar="1-16", help="MIDI channel (default: 1)")
     out.add_argument("--midi-cc", action="append", default=[], metavar="NAME=CC",
                      help="CC number of a value, repeatable; NAME=off leaves it out (defaults: valence=20 arousal=21 "
                      "valence_raw=22 arousal_raw=23 quadrant=24 confidence=25 active=26)")
@@ -269,6 +272,19 @@ def build_parser() -> argparse.ArgumentParser:
     ann.add_argument("--port", type=int, default=8766, help="HTTP port on 127.0.0.1 (default: 8766; 0: any free)")
     ann.add_argument("--once", action="store_true", help="exit after the first curve is saved")
     ann.add_argument("--no-browser", action="store_true", help="do not open a browser, just print the address")
+    meta = sub.add_parser("meta-train", help="meta-train a model's head on VGMIDI annotators (first-order MAML; "
+                          "needs the train extra)", description="First-order MAML over per-worker VGMIDI tasks, "
+                          "with `emotrack personalize`'s adaptation as the inner loop; writes a checkpoint "
+                          "(`emotrack export` it to use it as a personalisation starting point).")
+    meta.add_argument("checkpoint", type=Path, help="MCA training checkpoint (.pt) to start from")
+    meta.add_argument("--out", "-o", type=Path, required=True, help="checkpoint to write")
+    meta.add_argument("--splits", type=Path, help="splits.json of a CV run: meta-train on --fold's training part only")
+    meta.add_argument("--fold", type=int, default=0, help="fold of --splits (default: 0)")
+    meta.add_argument("--episodes", type=int, default=150, help="meta-updates of 16 tasks each (default: 150)")
+    meta.add_argument("--outer-lr", type=float, default=1e-4, help="Adam step of the outer loop (default: 1e-4)")
+    meta.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
+    meta.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
+    _add_data_options(meta)
 
     lst = sub.add_parser("sessions", help="list the sessions recorded in a session folder",
                          description="List the sessions in DIR (recorded by `emotrack run --session DIR`): id, "
@@ -286,7 +302,108 @@ def build_parser() -> argparse.ArgumentParser:
                      help="session id (see `emotrack sessions`; default: the latest)")
     rep.add_argument("--out", "-o", type=Path, required=True, metavar="FILE",
                      help="report file: FILE.html (self-contained) or FILE.pdf")
+    _describe(sub)
     return parser
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the examples (text with its own line breaks) as written, and wraps one-paragraph descriptions."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if "\n" in text:
+            return super()._fill_text(text, width, indent)
+        return argparse.HelpFormatter._fill_text(self, text, width, indent)
+
+
+COMMAND_HELP: dict[str, tuple[str | None, str]] = {
+    "run": (None, """\
+examples:
+  emotrack run                                   # default input (or the bundled example), OSC to 127.0.0.1:9000
+  emotrack run --file set.wav --loop --osc 192.168.1.20:9000
+  emotrack run --device "USB Audio" --ws-host 0.0.0.0 --csv show.csv"""),
+    "analyze": (None, """\
+examples:
+  emotrack analyze song.mp3 --out curves/
+  emotrack analyze music/ --out curves/ --jobs 4   # a folder, searched recursively
+  emotrack analyze a.wav b.flac --out curves/ --model mca -q"""),
+    "devices": ("List the audio input devices PortAudio sees: index, name, host API, input channels and default "
+                "sample rate; * marks the default input. Give an index or part of a name to `run --device`.", """\
+examples:
+  emotrack devices
+  emotrack run --device 3
+  emotrack devices --json"""),
+    "models": ("List the models emotrack can run: name and version (* the default), what it reads (its front end), "
+               "CPU cost per hop where its card records it, 4Q weighted F1 of its recipe's grouped cross-validation "
+               "and the data sets it was trained on; personal models (`emotrack personalize`) after the bundled ones.",
+               """\
+examples:
+  emotrack models
+  emotrack models --json                         # every card's fields
+  emotrack run --model mca                       # run another one"""),
+    "export": ("Export a training checkpoint (.pt) to an ONNX model with emotrack's metadata; it refuses to write "
+               "unless ONNX Runtime matches PyTorch on real audio. Needs the train extra.", """\
+examples:
+  emotrack export runs/mca/final_best.pt -o my_model.onnx
+  emotrack export runs/mca/final_best.pt --fp16   # float16 graph for GPUs
+  emotrack run --model my_model.onnx"""),
+    "train": (None, """\
+examples:
+  emotrack train mca --data-root DATA --datasets 4q --frontend logmel_tonal --out runs/mca
+  emotrack train mca --data-root DATA --datasets 4q vgmidi emopia --device cuda --out runs/multi
+  emotrack train dsaml --data-root DATA --folds 0 --epochs 10 --export dsaml.onnx"""),
+    "evaluate": (None, """\
+examples:
+  emotrack evaluate mca --data-root DATA --datasets 4q
+  emotrack evaluate runs/multi/final_best.pt --data-root DATA --datasets vgmidi emopia -o metrics.json"""),
+    "data": ("Data preparation for training: `data prepare` renders the MIDI data sets (VGMIDI, EMOPIA) to audio "
+             "once and indexes every clip, so that train and evaluate start at once.", """\
+examples:
+  emotrack data prepare --data-root DATA --cache .cache/features"""),
+    "data prepare": ("Render the MIDI data sets (VGMIDI, EMOPIA) to audio with a General MIDI soundfont, once, and "
+                     "index every clip of the data sets in --datasets; later runs reuse both.", """\
+examples:
+  emotrack data prepare --data-root DATA --cache .cache/features
+  emotrack data prepare --data-root DATA --datasets vgmidi --soundfont FluidR3_GM.sf2"""),
+    "personalize": (None, """\
+examples:
+  emotrack annotate song.ogg --out my_curve.csv
+  emotrack personalize --audio song.ogg --labels my_curve.csv
+  emotrack run --model mca-musicnn-personal-1a2b3c4d   # the name it printed"""),
+    "annotate": (None, """\
+examples:
+  emotrack annotate song.ogg --out my_curve.csv
+  emotrack annotate song.ogg --out my_curve.csv --once --no-browser"""),
+    "meta-train": (None, """\
+examples:
+  emotrack meta-train runs/mca-musicnn/final_best.pt --data-root DATA -o runs/meta/meta.pt
+  emotrack meta-train runs/cv/final_best.pt --splits runs/cv/splits.json --fold 2 -o runs/meta/fold2.pt
+  emotrack export runs/meta/meta.pt -o meta.onnx"""),
+    "sessions": (None, """\
+examples:
+  emotrack run --session ~/emotrack-sessions --client P07
+  emotrack sessions ~/emotrack-sessions
+  emotrack sessions ~/emotrack-sessions --json"""),
+    "report": (None, """\
+examples:
+  emotrack report ~/emotrack-sessions -o latest.html
+  emotrack report ~/emotrack-sessions --session 3 -o session3.pdf"""),
+}
+"""Per command: a description where the parser has none (None: keep its own) and the examples shown after the
+options by ``--help``."""
+
+
+def _describe(sub: argparse._SubParsersAction, prefix: str = "") -> None:
+    """Give every subcommand (``data prepare`` too) its description and examples, and a formatter that keeps the
+    examples' lines."""
+    for name, command in sub.choices.items():
+        description, examples = COMMAND_HELP.get(prefix + name, (None, None))
+        if description is not None:
+            command.description = description
+        command.epilog = examples
+        command.formatter_class = _HelpFormatter
+        for action in command._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                _describe(action, f"{prefix}{name} ")
 
 
 def _add_data_options(p: argparse.ArgumentParser) -> None:
@@ -419,7 +536,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
-    from emotrack.analyze import analyze_files, default_jobs
+    from emotrack.analyze import AnalyzeSummary, analyze_files, default_jobs
     from emotrack.batch import analyze_catalogue, check_engine_options, collect_inputs, parquet_sources, write_parquet
     from emotrack.inference import ModelRunner
     from emotrack.options import check_output_dir, check_output_file, check_range
@@ -438,12 +555,12 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         failed = summary.failed
     else:
         jobs = default_jobs() if args.jobs is None else args.jobs
+        done = AnalyzeSummary()
         failed = analyze_files([item.path for item in items], args.out, runner, smoother, progress=not args.quiet,
-                               jobs=jobs)
+                               jobs=jobs, summary=done)
     for _, message in failed:
         print(f"emotrack: error: {message}", file=sys.stderr)
-    if args.engine == "ray":
-        print(summary.line(args.out), file=sys.stderr)
+    print((summary if args.engine == "ray" else done).line(args.out), file=sys.stderr)
     if args.parquet is not None:
         write_parquet(args.parquet, parquet_sources(items, args.out, failed, args.engine))
     return 2 if failed else 0
@@ -468,32 +585,74 @@ def _cmd_devices(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_models(args: argparse.Namespace) -> int:
-    from emotrack.inference import DEFAULT_MODEL, ModelRunner, available_models
+FRONTEND_WORDS = {"musicnn": "musicnn embeddings", "logmel": "log-mel", "logmel_tonal": "log-mel + chroma, key",
+                  "wave": "raw waveform", "smile260": "openSMILE 260"}
+"""What each front end reads, in the words ``emotrack models`` shows."""
 
-    cards = []
-    for name in sorted(available_models(), key=lambda n: n != DEFAULT_MODEL):  # the default first; then personal
-        runner = ModelRunner(name, provider="cpu")
-        card = runner.card.summary()
-        card["default"] = name == DEFAULT_MODEL
-        card["file"] = str(runner.path)
-        cards.append(card)
+DATASET_NAMES = ("4Q", "VGMIDI", "EMOPIA", "DEAM", "PMEmo")
+
+
+def _without_paths(text: str) -> str:
+    """A card's text without file-system paths (``../shared/data/4q``: where it was trained, not for users)."""
+    import re
+
+    return re.sub(r",?\s*(?<![\w/.~])(?:\.{1,2}/|~/|/)[^\s,;)]*", "", text).strip()
+
+
+def _trained_on(training: dict[str, Any]) -> str:
+    """The data-set names a card's training text mentions, e.g. ``4Q, VGMIDI, EMOPIA``."""
+    import re
+
+    text = str(training.get("data", ""))
+    names = [n for n in DATASET_NAMES if re.search(rf"\b{n}\b", text, re.IGNORECASE)]
+    found = ", ".join(names) or _without_paths(text)[:40] or "n/a"
+    return found + (" + one listener" if training.get("personalised") else "")
+
+
+def _model_entry(name: str, default: str) -> dict[str, Any]:
+    """One model's card fields for ``emotrack models``: the card summary, paths removed, plus what the table shows."""
+    from emotrack.inference import ModelRunner, bundled_models
+
+    runner = ModelRunner(name, provider="cpu")
+    card = runner.card.summary()
+    card["training"] = _without_paths(str(card["training"]))
+    card["datasets"] = _trained_on(runner.card.training)
+    card["default"] = name == default
+    card["file"] = runner.path.name
+    card["location"] = "bundled" if name in bundled_models() else "user"
+    return card
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    """A compact table (``--json``: every card's fields); CPU cost only where a card records ``cpu_ms_per_hop``."""
+    from emotrack.inference import DEFAULT_MODEL, available_models
+
+    cards = [_model_entry(name, DEFAULT_MODEL)  # the default first; then the others, then personal models
+             for name in sorted(available_models(), key=lambda n: n != DEFAULT_MODEL)]
     if args.json:
         print(json.dumps(cards, indent=2))
         return 0
     if not cards:
         print("no bundled models")
         return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    cpu = any("cpu_ms_per_hop" in c["metrics"] for c in cards)
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("", "model", "reads", *(["CPU ms/hop"] if cpu else []), "4Q F1", "trained on"):
+        table.add_column(column, justify="right" if column in ("CPU ms/hop", "4Q F1") else "left")
     for c in cards:
-        mark = " (default)" if c["default"] else ""
-        print(f"{c['name']} {c['version']}{mark}: {c['architecture']}")
-        print(f"  front end {c['frontend']} @ {c['sample_rate']} Hz; context {c['context_s']:g} s; "
-              f"windows {', '.join(f'{w:g}' for w in c['windows_s'])} s")
-        print(f"  trained on: {c['training'] or 'n/a'}")
-        if c.get("description"):
-            print(f"  about: {c['description']}")
-        for key, value in c["metrics"].items():
-            print(f"  {key}: {json.dumps(value)}")
+        f1 = c["metrics"].get("4q_cv", {}).get("weighted_f1")
+        ms = c["metrics"].get("cpu_ms_per_hop")
+        table.add_row("*" if c["default"] else "", f"{c['name']} {c['version']}",
+                      FRONTEND_WORDS.get(c["frontend"], str(c["frontend"])),
+                      *([f"{ms:.1f}" if isinstance(ms, int | float) else "-"] if cpu else []),
+                      f"{100 * f1:.1f} %" if isinstance(f1, int | float) else "-", c["datasets"])
+    console = Console(highlight=False)
+    console.print(table)
+    console.print("* default (--model NAME picks another)   4Q F1: grouped 5-fold CV of its recipe")
+    console.print(("" if cpu else "CPU cost per hop: the README's Models table   ") + "all card fields: --json")
     return 0
 
 
@@ -569,6 +728,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return 0
             if args.command == "data":
                 return _cmd_data(args, parser)
+            if args.command == "meta-train":
+                from emotrack.training.meta import meta_train_main
+
+                print(json.dumps(meta_train_main(args), indent=2))
+                return 0
         except ImportError as exc:
             if exc.name and exc.name.split(".")[0] in TRAIN_MODULES:
                 raise _train_extra(exc) from None

@@ -125,13 +125,17 @@ def check_midi(values: Mapping[str, Any]) -> None:
     """One MIDI output at most, its CC map valid (:func:`emotrack.realtime.midi.cc_map`), no MIDI option without it."""
     if values.get("midi") is not None and values.get("midi_virtual") is not None:
         raise ConfigError("give either --midi PORT or --midi-virtual NAME, not both")
+    from emotrack.realtime.midi import cc_map, parse_cc_overrides
+
+    ccs = values.get("midi_cc") or {}
+    if not isinstance(ccs, Mapping):  # a config file's list of NAME=CC strings
+        ccs = parse_cc_overrides([ccs] if isinstance(ccs, str) else ccs)
     if values.get("midi") is None and values.get("midi_virtual") is None:
-        given = [name for name, default in (("midi_cc", {}), ("midi_14bit", False), ("midi_rate", None),
-                                            ("midi_channel", 1), ("midi_refresh", 5.0))
-                 if values.get(name, default) not in (default, None)]
+        given = [name for name, unset in (("midi_cc", not ccs), ("midi_14bit", not values.get("midi_14bit")),
+                                          ("midi_rate", values.get("midi_rate") is None),
+                                          ("midi_channel", values.get("midi_channel") in (1, None)),
+                                          ("midi_refresh", values.get("midi_refresh") in (5, None))) if not unset]
         if given:
             raise ConfigError(f"--{given[0].replace('_', '-')} needs --midi PORT or --midi-virtual NAME")
         return
-    from emotrack.realtime.midi import cc_map
-
-    cc_map(values.get("midi_cc"), fourteen_bit=bool(values.get("midi_14bit")))
+    cc_map(ccs, fourteen_bit=bool(values.get("midi_14bit")))

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins liblo-tools fluidsynth timgm6mb-soundfont
-              espeak-ng chromium poppler-utils jackd2)
+              espeak-ng chromium poppler-utils jackd2 mono-mcs tmux openssl)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -22,7 +22,7 @@ if ((${#missing[@]})); then
 fi
 
 # torch==2.13.0 is the CPU build on this platform; an unpinned torch would pull several GB of CUDA wheels.
-python -m pip install -q --disable-pip-version-check torch==2.13.0 -e ".[train,test,opensmile,midi,net]"
+python -m pip install -q --disable-pip-version-check torch==2.13.0 -e ".[train,test,opensmile,midi,net,ray]"
 
 # Every process (the sink script, pytest, paplay) must see the same PulseAudio server.
 export XDG_RUNTIME_DIR=/tmp/emotrack-pulse

@@ -133,7 +133,9 @@ def _open_source(cfg: LiveConfig, stop: threading.Event, view: HopView, channels
     except DeviceError as exc:
         if cfg.device is not None:
             raise
-        reason = str(exc).removesuffix(" (use --file PATH to track a file)")  # the header says what to use
+        # The header below says what to use instead; keep the reason (no device, no PortAudio and how to install it).
+        hint = "use --file PATH to track a file"
+        reason = str(exc).replace(f" ({hint})", "").replace(f", or {hint})", ")")
     from emotrack.assets import EXAMPLE_AUDIO
 
     # Say why (no device, or no PortAudio library at all) and that the example ends unless --loop.
