@@ -11,7 +11,9 @@ import argparse
 import json
 import os
 import shlex
+import signal
 import sys
+import threading
 import tomllib
 from collections.abc import Sequence
 from pathlib import Path
@@ -167,7 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     ana.add_argument("--out", "-o", type=Path, required=True, help="output directory")
     ana.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     ana.add_argument("--jobs", "-j", type=int, default=None,
-                     help="processes to spread the files over, one model each (default: one per core)")
+                     help="processes (--engine ray: Ray workers) to spread the files over, one model each "
+                     "(default: one per core; with --address: the cluster's CPUs)")
     cat = ana.add_argument_group("catalogue engine (Ray: model loaded once per worker, failures listed, reruns resume)")
     cat.add_argument("--engine", choices=("local", "ray"), default="local",
                      help="local: processes on this machine; ray: Ray actors (needs `pip install 'emotrack[ray]'`), "
@@ -260,7 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     per.add_argument("--out", "-o", type=Path, metavar="FILE.onnx",
                      help="personal model to write (default: the user models folder, $EMOTRACK_MODELS or "
                      "~/.local/share/emotrack/models, where `emotrack models` finds it)")
-    per.add_argument("--steps", type=int, help="gradient steps (default: 200)")
+    per.add_argument("--steps", type=int, help="gradient steps (default: 32)")
     per.add_argument("--lr", type=float, help="step size (default: 0.05)")
     per.add_argument("--json", action="store_true", help="print what was done as JSON")
     ann = sub.add_parser("annotate", help="annotate a song in the browser: play it, move a point on the V-A plane",
@@ -674,7 +677,20 @@ def _train_extra(exc: ImportError) -> EmotrackError:
     return EmotrackError(f"this command needs the train extra ({exc.name} missing): pip install 'emotrack[train]'")
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP arrived before a command installed its own handling (while imports or the model load)."""
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise Terminated(signum)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    # Until `run` installs its own handlers, SIGTERM/SIGHUP end the process like Ctrl-C, not with a signal death:
+    # a service manager that stops emotrack during start-up sees a clean exit.
+    for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if sig is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(sig, _terminated)
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
@@ -740,6 +756,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EmotrackError as exc:
         print(f"emotrack: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except Terminated:
+        return 0 if args.command == "run" else 143  # a stopped service is fine; a cut-short analysis is not
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # `emotrack models | head`: the reader left; not an error of ours

@@ -34,8 +34,22 @@ REQUIRED_KEYS = ("contract", "name", "version", "frontend", "context", "outputs"
 MAX_CONTEXT_FRAMES = 1200
 """Longest context a model may ask for: 10 minutes of 0.5 s frames (the runtime preallocates it per stream)."""
 
-POSITIVE_PARAMS = ("sample_rate", "n_fft", "hop_length_stft", "n_mels", "chroma_fft", "stft_hop", "key_seconds")
-"""Front-end parameters that size buffers or divide: they must be positive numbers."""
+POSITIVE_PARAMS = ("sample_rate", "n_fft", "hop_length_stft", "n_mels", "chroma_fft", "stft_hop", "key_seconds",
+                   "log_offset")
+"""Front-end parameters that size buffers, divide or go into a log: they must be positive numbers."""
+
+SIZE_LIMITS = {"n_fft": 1 << 16, "chroma_fft": 1 << 17, "hop_length_stft": 1 << 16, "stft_hop": 1 << 16,
+               "n_mels": 1024}
+"""Whole-number sizes and their largest sane value (4-8 s FFTs at 16 kHz): ``n_fft = 1e8`` asked for 24.6 GiB."""
+
+BANDS = (("fmin", "fmax", "n_fft", 0.0), ("chroma_fmin", "chroma_fmax", "chroma_fft", 1e-3))
+"""Frequency bands in Hz (``low``, ``high``, the FFT size they are cut from, the least ``low``: chroma takes the log
+of the frequency): finite, ``least <= low < high <= sample_rate / 2``, holding at least one FFT bin, or a filter
+bank comes out empty (an ``IndexError`` deep in the front end)."""
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _frontend_problems(params: Any) -> list[str]:
@@ -45,11 +59,28 @@ def _frontend_problems(params: Any) -> list[str]:
     for key in POSITIVE_PARAMS:
         if key in params:
             value = params[key]
-            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+            if not _number(value) or value <= 0:
                 problems.append(f"frontend {key} must be a positive number, not {value!r}")
-    rate = params.get("sample_rate")
-    if isinstance(rate, int | float) and not isinstance(rate, bool) and not 1000 <= rate <= 384_000:
+            elif key in SIZE_LIMITS and not (value == int(value) and value <= SIZE_LIMITS[key]):
+                problems.append(f"frontend {key} must be a whole number up to {SIZE_LIMITS[key]}, not {value!r}")
+    rate = params.get("sample_rate", 16000)
+    if _number(rate) and not 1000 <= rate <= 384_000:
         problems.append(f"frontend sample_rate must be 1000 to 384000 Hz, not {rate!r}")
+    elif _number(rate) and rate == int(rate):
+        hop = round(HOP_SECONDS * rate)
+        for key in ("hop_length_stft", "stft_hop"):
+            step = params.get(key)
+            if _number(step) and 1 <= step == int(step) and hop % int(step):
+                problems.append(f"frontend {key} {step!r} does not divide the {HOP_SECONDS} s hop ({hop} samples)")
+        for low, high, size, least in BANDS:
+            if low not in params and high not in params:
+                continue
+            lo, hi, n = params.get(low, least), params.get(high, rate / 2), params.get(size)
+            if not (_number(lo) and _number(hi) and least <= lo < hi <= rate / 2):
+                problems.append(f"frontend {low}..{high} must be a band within {least:g}..{rate / 2:g} Hz, "
+                                f"not {lo!r}..{hi!r}")
+            elif _number(n) and 1 <= n <= SIZE_LIMITS[size] and math.floor(hi * n / rate) < math.ceil(lo * n / rate):
+                problems.append(f"frontend {low}..{high} ({lo:g}..{hi:g} Hz) holds no bin of a {n:g}-point FFT")
     return problems
 
 
@@ -161,7 +192,7 @@ class ModelCard:
                 hop_s=float(context["hop_s"]),
                 **{k: v for k, v in values.items() if k in cls.__dataclass_fields__},
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:  # OverflowError: int(Infinity) frames
             raise ModelError(f"{source} has inconsistent metadata: {exc}") from None
         card.check(source)
         return card
@@ -175,8 +206,16 @@ class ModelCard:
             problems.append("frontend must name a front end")
         else:
             problems += _frontend_problems(self.frontend.get("params", {}))
-        if abs(self.hop_s - HOP_SECONDS) > 1e-9:
+        if not abs(self.hop_s - HOP_SECONDS) <= 1e-9:  # written so that NaN fails too
             problems.append(f"hop is {self.hop_s} s, the runtime needs {HOP_SECONDS} s")
+        if not all(0 < w < math.inf for w in self.windows_s):
+            problems.append(f"windows must be positive seconds, not {self.windows_s}")
+        for key in ("name", "version", "architecture", "description"):
+            if not isinstance(getattr(self, key), str):
+                problems.append(f"{key} must be a string, not {getattr(self, key)!r}")
+        for key in ("training", "metrics"):
+            if not isinstance(getattr(self, key), dict):
+                problems.append(f"{key} must be an object, not {type(getattr(self, key)).__name__}")
         if not 1 <= self.context_frames <= MAX_CONTEXT_FRAMES:
             problems.append(f"context must hold 1 to {MAX_CONTEXT_FRAMES} frames, not {self.context_frames}")
         if not isinstance(self.outputs, dict) or not isinstance(self.outputs.get("va"), list):

@@ -50,5 +50,5 @@ def make_frontend(name: str, params: dict[str, Any] | None = None) -> FrontEnd:
             raise ModelError(f"unknown front end {name!r} (known: {known})") from None
     try:
         return cls(**(params or {}))
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:  # a missing/extra parameter, or a value the front end refuses
         raise ModelError(f"bad parameters for front end {name!r}: {exc}") from None
