@@ -187,3 +187,39 @@ def test_full_disk_during_a_session_is_counted_and_tracking_goes_on(example_audi
     assert hops > 600  # tracking went on long after the disk filled
     line = next(line for line in result.stderr.splitlines() if line.startswith("emotrack: session"))
     assert "lost" in line, result.stderr
+
+
+def test_a_marker_from_the_dashboard_reaches_the_store(live, tmp_path):
+    """The fourth route: typed into the dashboard in headless Chromium, stored with its times, echoed back."""
+    from cdp import Browser
+
+    run = live("--session", str(tmp_path / "s"))
+    with Browser() as browser:
+        page = browser.new_page(run.url)
+        page.wait_for("window.emotrack && window.emotrack.hops >= 4", timeout=60)
+        latest = page.evaluate("window.emotrack.latest.stream_time")
+        sent = time.time()
+        page.type("#marker-label", "calm-down exercise")
+        page.click("#marker-send")
+        page.wait_for("window.emotrack.markers.some(m => m.label === 'calm-down exercise')", timeout=20)
+    run.close()
+    (marker,) = load_session(tmp_path / "s").markers
+    assert (marker.label, marker.source) == ("calm-down exercise", "dashboard")
+    assert abs(marker.wall_time - sent) < 1.5
+    assert -0.01 <= marker.stream_time - latest <= 1.5
+
+
+def test_keep_audio_writes_the_session_audio_as_flac(cli, example_audio, tmp_path):
+    import soundfile as sf
+
+    result = cli("run", "--file", str(example_audio), "--fast", "--no-osc", "--no-osc-in", "--ws-port", "0",
+                 "--quiet", "--session", str(tmp_path / "s"), "--keep-audio")
+    assert result.returncode == 0, result.stderr
+    (flac,) = (tmp_path / "s").glob("session-1-*.flac")
+    info, source = sf.info(flac), sf.info(example_audio)
+    assert info.format == "FLAC" and info.samplerate == source.samplerate
+    assert abs(info.duration - source.duration) < 0.1
+    assert not list(tmp_path.glob("s/*.flac"))[1:]  # one file, and none without --keep-audio:
+    assert cli("run", "--file", str(example_audio), "--fast", "--no-osc", "--no-osc-in", "--ws-port", "0", "--quiet",
+               "--duration", "1", "--session", str(tmp_path / "t")).returncode == 0
+    assert not list((tmp_path / "t").glob("*.flac"))
