@@ -628,10 +628,15 @@ def _model_entry(name: str, default: str) -> dict[str, Any]:
 
 def _cmd_models(args: argparse.Namespace) -> int:
     """A compact table (``--json``: every card's fields); CPU cost only where a card records ``cpu_ms_per_hop``."""
+    from emotrack.errors import ModelError
     from emotrack.inference import DEFAULT_MODEL, available_models
 
-    cards = [_model_entry(name, DEFAULT_MODEL)  # the default first; then the others, then personal models
-             for name in sorted(available_models(), key=lambda n: n != DEFAULT_MODEL)]
+    cards = []
+    for name in sorted(available_models(), key=lambda n: n != DEFAULT_MODEL):  # the default first, personal last
+        try:
+            cards.append(_model_entry(name, DEFAULT_MODEL))
+        except ModelError as exc:  # one broken file in the user models folder must not hide the others
+            print(f"emotrack: warning: skipped {name}: {exc}", file=sys.stderr)
     if args.json:
         print(json.dumps(cards, indent=2))
         return 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,8 @@ from emotrack.export.metadata import INPUT_FRAMES, INPUT_MASK, OUTPUT_VA, ModelC
 from emotrack.frontends import FrontEnd, Normalizer, make_frontend
 from emotrack.ort_settings import execution_providers, session_options
 
-__all__ = ["MODEL_DIR", "DEFAULT_MODEL", "ModelRunner", "bundled_models", "resolve_model"]
+__all__ = ["MODEL_DIR", "DEFAULT_MODEL", "ModelRunner", "available_models", "bundled_models", "resolve_model",
+           "user_models", "user_models_dir"]
 
 DEFAULT_MODEL = "mca-musicnn"
 """The most accurate bundled model by its cross-validated 4Q F1 (``emotrack models``). ``mca`` is the
@@ -33,8 +35,34 @@ def bundled_models() -> dict[str, Path]:
     return {p.stem: p for p in sorted(MODEL_DIR.glob("*.onnx"))}
 
 
+def user_models_dir() -> Path:
+    """The user's models folder (personal models, `emotrack personalize`): ``$EMOTRACK_MODELS``, else the
+    platform's user data folder + ``emotrack/models`` (``$XDG_DATA_HOME`` or ``~/.local/share`` on Linux)."""
+    if os.environ.get("EMOTRACK_MODELS"):
+        return Path(os.environ["EMOTRACK_MODELS"]).expanduser()
+    if sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Application Support"
+    else:
+        base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return base / "emotrack" / "models"
+
+
+def user_models() -> dict[str, Path]:
+    """Model files in the user's models folder by name (none if the folder does not exist)."""
+    folder = user_models_dir()
+    return {p.stem: p for p in sorted(folder.glob("*.onnx"))} if folder.is_dir() else {}
+
+
+def available_models() -> dict[str, Path]:
+    """Bundled models, then the user's (a user file never shadows a bundled name)."""
+    bundled = bundled_models()
+    return {**bundled, **{k: v for k, v in user_models().items() if k not in bundled}}
+
+
 def resolve_model(model: str | os.PathLike[str] | None) -> Path:
-    """A model name (bundled) or a path to an ``.onnx`` file -> existing path.
+    """A model name (bundled, or in :func:`user_models_dir`) or a path to an ``.onnx`` file -> existing path.
 
     A bundled name wins over a same-named file or folder in the working directory unless the argument looks
     like a path (has a separator or ends in ``.onnx``): ``--model mca`` is the bundled model, ``--model ./mca``
@@ -43,7 +71,7 @@ def resolve_model(model: str | os.PathLike[str] | None) -> Path:
     if model is None:
         model = DEFAULT_MODEL
     path = Path(model)
-    models = bundled_models()
+    models = available_models()
     looks_like_path = path.suffix == ".onnx" or os.sep in str(model) or (os.altsep or os.sep) in str(model)
     if str(model) in models and not looks_like_path:  # a folder named "mca" in the cwd must not shadow it
         return models[str(model)]
@@ -55,7 +83,7 @@ def resolve_model(model: str | os.PathLike[str] | None) -> Path:
         return path
     if str(model) not in models:
         known = ", ".join(models) or "none bundled"
-        raise ModelError(f"unknown model {model!r} (bundled: {known}; or give a path to an .onnx file)")
+        raise ModelError(f"unknown model {model!r} (known: {known}; or give a path to an .onnx file)")
     return models[str(model)]
 
 
