@@ -185,7 +185,7 @@ class EmotionServer:
     ----------
     host : str
         Interface to listen on. Default ``"127.0.0.1"``: only this machine. Use ``"0.0.0.0"`` to
-        serve the LAN (there is no authentication).
+        serve the LAN, with a token in ``policy`` (:func:`~emotrack.realtime.access.token_policy`).
     port : int
         TCP port; 0 picks a free one (see :attr:`port`). Default 8765.
     queue_size : int
