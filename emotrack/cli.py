@@ -765,6 +765,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0 if args.command == "run" else 143  # a stopped service is fine; a cut-short analysis is not
     except KeyboardInterrupt:
         return 130
+    except ImportError as exc:
+        # A signal during the import of a C extension (onnxruntime) surfaces as "ImportError: initialization
+        # failed" caused by the KeyboardInterrupt: it is still that interrupt, not a broken installation.
+        if isinstance(exc.__cause__, Terminated):
+            return 0 if args.command == "run" else 143
+        if isinstance(exc.__cause__, KeyboardInterrupt):
+            return 130
+        raise
     except BrokenPipeError:  # `emotrack models | head`: the reader left; not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at interpreter exit
         return 0

@@ -105,14 +105,18 @@ def test_a_signal_at_a_random_moment_loses_no_row(example_audio, tmp_path, sig, 
     why = f"{sig.name} at {at:.3f} s (seed {SEED}, exit {proc.returncode})\n{err}"
     rows = csv_rows(csv, why)
     if proc.returncode != 0:
-        # Only before the handlers exist: killed by the signal itself; SIGINT raises KeyboardInterrupt, which main()
-        # turns into exit 130, or which Python's own start-up (importing site) reports as a fatal error, exit 1.
+        # Only before any handler exists (Python's start-up): killed by the signal itself; SIGINT raises
+        # KeyboardInterrupt, which main() turns into exit 130, or which Python's own start-up (importing site)
+        # reports as a fatal error, exit 1.
         startup = proc.returncode == 1 and "init_import_site" in err
         assert proc.returncode == -sig or (sig == signal.SIGINT and (proc.returncode == 130 or startup)), why
         assert rows is None, f"{why}: a CSV was started, then the process died without closing it"
         return
     hops = summary_hops(err)
-    assert hops is not None, f"{why}: exit 0 without the summary"
+    if hops is None:
+        # SIGTERM/SIGHUP during imports or the model load: main() ends cleanly (exit 0) before tracking began
+        assert sig != signal.SIGINT and rows is None, f"{why}: exit 0 without the summary after tracking began"
+        return
     assert rows == hops, f"{why}: {rows} rows on disk for {hops} hops tracked"
 
 
