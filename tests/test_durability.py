@@ -85,16 +85,9 @@ def test_sigkill_loses_at_most_a_second_of_rows(example_audio, tmp_path):
 
 
 @pytest.fixture
-def tiny_disk(tmp_path):
-    if os.geteuid() != 0:
-        pytest.skip("a full disk is simulated with a 4 KiB tmpfs, which needs root")
-    mount = tmp_path / "full"
-    mount.mkdir()
-    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4k", "tmpfs", str(mount)], capture_output=True, text=True)
-    if res.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {res.stderr.strip()}")
-    yield mount
-    subprocess.run(["umount", str(mount)], check=False)
+def tiny_disk(tmpfs):
+    """A 4 KiB tmpfs: full from the first write."""
+    return tmpfs("full", "size=4k")
 
 
 def test_full_disk_is_counted_and_tracking_goes_on(example_audio, tiny_disk):

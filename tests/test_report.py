@@ -21,7 +21,7 @@ from emotrack.errors import ConfigError, OutputError
 from emotrack.session import load_session
 from emotrack.session.store import DB_NAME
 from tests.conftest import assert_one_line_error, run_cli
-from tests.test_session_store import SEED, Child, hop, new_store, tmpfs  # noqa: F401 - tmpfs is a fixture
+from tests.test_session_store import SEED, Child, hop, new_store
 
 pytest.importorskip("matplotlib")
 
@@ -233,7 +233,7 @@ def test_report_arguments_are_checked_in_one_line(example, tmp_path, cli):
     assert_one_line_error(cli("report", str(root), "--out", str(blocker / "r.html")), "cannot write report")
 
 
-def test_write_report_errors(example, tmp_path, tmpfs):  # noqa: F811 - the fixture imported above
+def test_write_report_errors(example, tmp_path, tmpfs):
     from emotrack.session.report import write_report
 
     session = load_session(example[0])

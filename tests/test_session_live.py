@@ -164,18 +164,9 @@ def test_unwritable_session_folder_is_a_one_line_error_before_anything_starts(cl
 
 
 @pytest.fixture
-def small_disk(tmp_path):
+def small_disk(tmpfs):
     """A 96 KiB tmpfs: room for the store's schema and some hops, then full."""
-    if os.geteuid() != 0:
-        pytest.skip("a full disk is simulated with a small tmpfs, which needs root")
-    mount = tmp_path / "full"
-    mount.mkdir()
-    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=96k", "tmpfs", str(mount)], capture_output=True,
-                         text=True)
-    if res.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {res.stderr.strip()}")
-    yield mount
-    subprocess.run(["umount", str(mount)], check=False)
+    return tmpfs("full", "size=96k")
 
 
 def test_full_disk_during_a_session_is_counted_and_tracking_goes_on(example_audio, small_disk, cli):

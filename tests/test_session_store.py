@@ -353,30 +353,6 @@ def test_the_live_path_never_imports_matplotlib():
 # -- broken disks, folders and files -----------------------------------------------------------------------
 
 
-def _mount_tmpfs(where: Path, options: str) -> Path:
-    if os.geteuid() != 0:
-        pytest.skip("a full or read-only disk is simulated with a tmpfs, which needs root")
-    where.mkdir(exist_ok=True)
-    res = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)], capture_output=True, text=True)
-    if res.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {res.stderr.strip()}")
-    return where
-
-
-@pytest.fixture
-def tmpfs(tmp_path):
-    mounted: list[Path] = []
-
-    def mount(name: str, options: str) -> Path:
-        mounted.append(_mount_tmpfs(tmp_path / name, options))
-        return mounted[-1]
-
-    yield mount
-    for m in reversed(mounted):
-        if subprocess.run(["umount", str(m)], capture_output=True).returncode != 0:
-            subprocess.run(["umount", "-l", str(m)], check=False)  # still busy: detach it anyway
-
-
 def _fill(path: Path) -> None:
     """Write ``path`` until the disk is full."""
     with path.open("wb", buffering=0) as f:
