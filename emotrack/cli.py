@@ -530,6 +530,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         lost += f", {summary['ws_refused']} WebSocket clients refused"
     if summary.get("errors", {}).get("midi"):
         lost += f", {summary['errors']['midi']} MIDI messages not sent"
+    for name, count in summary.get("failed_outputs", {}).items():
+        lost += f", output {name} failed on {count} hops"
     print(f"emotrack: {summary['hops']} hops, {summary['dropped']} samples dropped{lost}", file=sys.stderr)
     if "session" in summary:
         store_lost = f", {summary['store_lost']} lost (write errors)" if summary.get("store_lost") else ""

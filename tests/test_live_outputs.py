@@ -51,3 +51,29 @@ def test_run_serves_osc_and_websocket(example_audio, tmp_path):
     raws = [args[0] for address, *args in received if address == "/emotrack/valence_raw"]
     # OSC 0..1 is (x + 1) / 2 of the JSON value
     assert raws[-1] == pytest.approx((by_seq[max(by_seq)]["raw"]["valence"] + 1) / 2, abs=1e-5)
+
+
+def test_one_failing_output_never_stops_the_others(caplog):
+    """``dispatch`` counts an output's exception per hop, logs it once, and still feeds every other output."""
+    from emotrack.realtime.sinks import dispatch
+
+    class Broken:
+        name, errors = "broken", 0
+
+        def send(self, hop):
+            raise RuntimeError("boom")
+
+    class Counting:
+        name, errors = "counting", 0
+
+        def __init__(self):
+            self.got = []
+
+        def send(self, hop):
+            self.got.append(hop)
+
+    good, failures = Counting(), {}
+    for hop in range(3):
+        dispatch([Broken(), good], hop, failures)
+    assert good.got == [0, 1, 2] and failures == {"broken": 3}
+    assert sum("output broken failed" in r.getMessage() for r in caplog.records) == 1

@@ -338,9 +338,10 @@ def run_live(cfg: LiveConfig) -> dict[str, Any]:
 
     def close_outputs(outputs: list[Sink]) -> None:
         for sink in outputs:
-            if sink.name not in ("osc", "view") and not sink.name.startswith("view"):  # closed last, after the server
+            if not sink.name.startswith(("osc", "view")):  # those are closed last, after the server
                 sink.close()
-        summary["errors"] = {s.name: s.errors for s in outputs if s.errors} | failures
+        summary["errors"] = {s.name: s.errors for s in outputs if s.errors}
+        summary["failed_outputs"] = dict(failures)  # hops an output raised on (a bug, logged once each)
         summary["csv_errors"] = sum(s.errors for s in outputs if s.name.startswith("csv"))
 
     def worker(source) -> None:
