@@ -511,6 +511,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     for flag in ("append", "client", "notes", "keep_audio"):
         if getattr(cfg, flag) and cfg.session is None:
             raise ConfigError(f"--{flag.replace('_', '-')} needs --session DIR")
+    if (cfg.per_channel or cfg.url) and (cfg.keep_audio or cfg.append):
+        raise ConfigError("--keep-audio and --append work on one stream, not with --per-channel or --url")
     if args.verbose:
         import logging
 

@@ -257,6 +257,8 @@ def test_url_without_pyav_or_bad_channel_selection_is_one_line(cli):
 
     assert_one_line_error(cli("run", "--channels", "1-2", "--no-osc", "--duration", "1"), "--per-channel")
     assert_one_line_error(cli("run", "--channels", "2-1", "--per-channel", "--no-osc", "--duration", "1"), "channels")
+    # checked with the other option combinations, before the model loads
+    assert_one_line_error(cli("run", "--per-channel", "--session", "s", "--append", "--no-osc"), "one stream")
 
 
 def test_dashboard_shows_one_stream_of_several(four_channels, tmp_path):

@@ -267,8 +267,6 @@ def run_live(cfg: LiveConfig) -> dict[str, Any]:
     summary: dict[str, Any] = {"hops": 0, "dropped": 0, "model": runner.card.model_id, "provider": runner.provider,
                                "run_id": run_id}
     multi = cfg.per_channel or bool(cfg.url)
-    if multi and (cfg.keep_audio or cfg.append):
-        raise ConfigError("--keep-audio and --append work on one stream, not with --per-channel or --url")
     stores: dict[str | None, Any] = {}  # one session per stream
     histories: dict[str | None, RunHistory] = {}
 
