@@ -41,7 +41,7 @@ from bench.common import RESULTS, save
 from emotrack.audio import load_audio
 from emotrack.data.clips import Clip
 from emotrack.inference import ModelRunner
-from emotrack.realtime.smoothing import make_smoother
+from emotrack.realtime.smoothing import DEFAULT_SMOOTHING, make_smoother
 from emotrack.realtime.tracker import Tracker
 from emotrack.training.trainer import GRADED_SCALE, quadrant_signs
 
@@ -50,6 +50,7 @@ HOP = 0.5
 SEGMENT_S = (12.0, 20.0)
 AGREE, WINDOW = 4, 5
 CATCH_S = 10.0
+SETTLED_HOPS = 10
 LOUDNESS_S = 3.0
 
 
@@ -103,13 +104,28 @@ def make_medley(clips: list[Clip], rng: np.random.Generator, segments: int) -> d
 # -- outputs of one medley -------------------------------------------------------------------------
 
 
-def stream(runner: ModelRunner, audio: np.ndarray, smoothing: str = "ema") -> tuple[np.ndarray, np.ndarray]:
-    """Raw and smoothed ``[n_hops, 2]`` of ``audio`` through the real tracker (as ``emotrack analyze``)."""
-    tracker = Tracker(runner, SR, make_smoother(smoothing), batch_hops=64)
+def stream(runner: ModelRunner, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Raw ``[n_hops, 2]`` and ``active`` ``[n_hops]`` of ``audio`` through the real tracker (as ``emotrack
+    analyze``, no smoothing)."""
+    tracker = Tracker(runner, SR, make_smoother("none"), batch_hops=64)
     results = tracker.process(audio[:, None]) + tracker.finish()
     raw = np.array([(r.valence_raw, r.arousal_raw) for r in results], np.float32)
-    smooth = np.array([(r.valence, r.arousal) for r in results], np.float32)
-    return raw, smooth
+    return raw, np.array([r.active for r in results], bool)
+
+
+def smooth(raw: np.ndarray, active: np.ndarray, spec: str) -> np.ndarray:
+    """What the tracker publishes with smoothing ``spec`` (``NAME`` or ``NAME:key=value,...``): the smoother
+    fed the raw values of active hops and the centre (0, 0) otherwise, exactly as
+    :meth:`~emotrack.realtime.tracker.Tracker` does, so one raw stream serves every smoother."""
+    name, _, params = spec.partition(":")
+    smoother = make_smoother(name, **dict(kv.split("=", 1) for kv in params.split(",") if kv))
+    return np.array([smoother.process(*(map(float, va) if on else (0.0, 0.0))) for va, on in zip(raw, active,
+                                                                                               strict=True)])
+
+
+def jitter(out: np.ndarray) -> float:
+    """Median absolute hop-to-hop change over both axes: how much a visual driven by ``out`` flickers."""
+    return float(np.median(np.abs(np.diff(out, axis=0)))) if len(out) > 1 else float("nan")
 
 
 def hop_loudness(audio: np.ndarray) -> np.ndarray:
@@ -147,8 +163,12 @@ def loudness_threshold(train_clips: list[Clip], rng: np.random.Generator, n: int
 # -- metrics ---------------------------------------------------------------------------------------
 
 
-def response_times(out: np.ndarray, medley: dict[str, Any]) -> list[tuple[int, float]]:
-    """``(axis, seconds)`` per cut and changing axis (``inf`` if not taken before the next cut)."""
+def response_times(out: np.ndarray, medley: dict[str, Any]) -> list[tuple[int, float, bool]]:
+    """``(axis, seconds, settled right)`` per cut and changing axis (``inf`` if not taken before the next cut).
+
+    "Settled right": the mean output over the segment's last :data:`SETTLED_HOPS` hops has the new sign, i.e.
+    the model's verdict on the new music, however late; a change it never gets right is a classification
+    error, not a slow response, so the share caught is bounded by this share."""
     found = []
     cuts = medley["cuts"] + [len(out)]
     for j in range(1, len(medley["signs"])):
@@ -163,7 +183,8 @@ def response_times(out: np.ndarray, medley: dict[str, Any]) -> list[tuple[int, f
                 if agree[h : h + WINDOW].sum() >= AGREE:
                     t = (h + 1) * HOP
                     break
-            found.append((axis, t))
+            settled = bool(np.sign(out[max(start, stop - SETTLED_HOPS) : stop, axis].mean()) == new)
+            found.append((axis, t, settled))
     return found
 
 
@@ -179,10 +200,12 @@ def tracking_pcc(out: np.ndarray, targets: np.ndarray) -> list[float]:
     return rs
 
 
-def summarise(times: list[tuple[int, float]], pccs: list[list[float]], axes: tuple[str, ...]) -> dict[str, Any]:
+def summarise(times: list[tuple[int, float, bool]], pccs: list[list[float]], axes: tuple[str, ...],
+              jitters: list[float] | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for axis, name in enumerate(axes):
-        t = np.array([s for a, s in times if a == axis])
+        t = np.array([s for a, s, _ in times if a == axis])
+        settled = np.array([ok for a, _, ok in times if a == axis], bool)
         r = np.array([p[axis] for p in pccs if len(p) > axis])
         if not len(t):
             continue
@@ -193,7 +216,13 @@ def summarise(times: list[tuple[int, float]], pccs: list[list[float]], axes: tup
             "p90_s": finite(np.percentile(t, 90, method="higher")),
             "caught_within_10s": round(float(np.mean(t <= CATCH_S)), 4),
             "missed": int(np.isinf(t).sum()),
+            "settled_right": round(float(np.mean(settled)), 4),
+            "caught_within_10s_of_settled_right": round(float(np.mean(t[settled] <= CATCH_S)), 4)
+            if settled.any() else None,
+            "median_s_of_settled_right": finite(np.percentile(t[settled], 50, method="higher")) if settled.any()
+            else None,
             "tracking_pcc": round(float(np.nanmean(r)), 4) if np.isfinite(r).any() else None,
+            "jitter": round(float(np.median(jitters)), 4) if jitters else None,
         }
     return out
 
@@ -238,6 +267,9 @@ def main() -> None:
     ap.add_argument("--segments", type=int, default=4)
     ap.add_argument("--model", action="append", default=[], metavar="LABEL=MODEL",
                     help="a shipped model to run beside the fold models (trained on all 4Q: optimistic)")
+    ap.add_argument("--smoothing", action="append", default=[], metavar="NAME[:KEY=VALUE,...]",
+                    help="smoothers to compare on the same raw streams (first: the default's, labelled 'smoothed'); "
+                    "default: the default smoothing only")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--name", default="response")
     args = ap.parse_args()
@@ -253,10 +285,14 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     rows: dict[str, dict[str, dict[str, list]]] = {}
 
-    def add(label: str, kind: str, data: str, times, pcc) -> None:
-        slot = rows.setdefault(data, {}).setdefault(f"{label} | {kind}", {"times": [], "pcc": []})
+    smoothers = args.smoothing or [DEFAULT_SMOOTHING]
+    kinds = {"smoothed" if i == 0 else f"smoothed {spec}": spec for i, spec in enumerate(smoothers)}
+
+    def add(label: str, kind: str, data: str, times, pcc, jit: float) -> None:
+        slot = rows.setdefault(data, {}).setdefault(f"{label} | {kind}", {"times": [], "pcc": [], "jitter": []})
         slot["times"] += times
         slot["pcc"].append(pcc)
+        slot["jitter"].append(jit)
 
     with tempfile.TemporaryDirectory() as tmp:
         loaded: dict[tuple[str, int], ModelRunner] = {}
@@ -283,24 +319,28 @@ def main() -> None:
                     if medley is None:
                         continue
                     for label, runner in runners.items():
-                        raw, smooth = stream(runner, medley["audio"])
-                        for kind, out in (("raw", raw), ("smoothed", smooth)):
-                            add(label, kind, data, response_times(out, medley), tracking_pcc(out, medley["targets"]))
+                        raw, active = stream(runner, medley["audio"])
+                        outs = {"raw": raw, **{kind: smooth(raw, active, spec) for kind, spec in kinds.items()}}
+                        for kind, out in outs.items():
+                            add(label, kind, data, response_times(out, medley), tracking_pcc(out, medley["targets"]),
+                                jitter(out))
                     loud = (hop_loudness(medley["audio"]) - threshold)[:, None]
-                    smoother = make_smoother("ema")
-                    loud_s = np.array([[smoother.process(0.0, float(x))[1]] for x in loud[:, 0]])
+                    on = np.ones(len(loud), bool)
+                    loud_s = smooth(np.c_[np.zeros_like(loud), loud].clip(-1, 1), on, smoothers[0])[:, 1:]
                     ar = {"signs": [s[1:] for s in medley["signs"]], "cuts": medley["cuts"]}
                     for kind, out in (("raw", loud), ("smoothed", loud_s)):
                         add("loudness (arousal only)", kind, data, response_times(out, ar),
-                            tracking_pcc(out, medley["targets"][:, 1:]))
+                            tracking_pcc(out, medley["targets"][:, 1:]), float("nan"))
     result: dict[str, Any] = {"protocol": __doc__.split("\n\n")[1:3], "segments_s": SEGMENT_S,
+                              "smoothing": {kind: spec for kind, spec in kinds.items()},
                               "rule": f">= {AGREE} of the next {WINDOW} hops take the new sign",
                               "cv_runs": {k: str(v) for k, v in run_dirs.items()}, "results": {}}
     for data, by_label in rows.items():
         table = {}
         for label, slot in by_label.items():
             axes = ("arousal",) if label.startswith("loudness") else ("valence", "arousal")
-            table[label] = summarise(slot["times"], slot["pcc"], axes)
+            jit = [j for j in slot["jitter"] if np.isfinite(j)]
+            table[label] = summarise(slot["times"], slot["pcc"], axes, jit)
         result["results"][data] = table
     path = save(args.name, result)
     result = json.loads(path.read_text())  # with the command and machine save() added
@@ -319,19 +359,27 @@ def markdown(result: dict[str, Any], path: Path) -> str:
              "streaming them trained on (one test fold per CV run, intersected); shipped files marked 'saw these",
              "clips' were trained on all 4Q clips (optimistic). A model that keeps one sign throughout takes every",
              "cut to that sign at once (median 0.5 s) and misses every other: read the median beside the share",
-             "caught.", "",
+             "caught. Jitter: the median |change| from one hop to the next (both axes), what a visual driven by",
+             "the output flickers by; the smoothers run on the same raw streams. 'Settled right': the share of",
+             "changes where the mean of the segment's last 5 s has the new sign (the model's verdict on the new",
+             "music); 'caught | right' and 'median | right' count only those: speed apart from classification.", "",
              f"Command: `{result.get('command', '')}`", "",
              f"Machine: {result['machine']['cpu_model']}, {result['machine']['cores']} cores, CPU only, "
              f"{result['utc']}.", ""]
     for data, table in result["results"].items():
         lines += [f"## {data}", "", "| model | output | axis | changes | median s | p90 s | caught <= 10 s | missed |"
-                  " tracking r |", "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+                  " settled right | caught \\| right | median \\| right | tracking r | jitter |",
+                  "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for label, axes in table.items():
             model, kind = label.split(" | ")
             for axis, m in axes.items():
                 r = "" if m["tracking_pcc"] is None else f"{m['tracking_pcc']:.3f}"
+                j = "" if m.get("jitter") is None else f"{m['jitter']:.3f}"
+                cr = m.get("caught_within_10s_of_settled_right")
                 lines.append(f"| {model} | {kind} | {axis} | {m['changes']} | {_seconds(m['median_s'])} | "
-                             f"{_seconds(m['p90_s'])} | {100 * m['caught_within_10s']:.0f} % | {m['missed']} | {r} |")
+                             f"{_seconds(m['p90_s'])} | {100 * m['caught_within_10s']:.0f} % | {m['missed']} | "
+                             f"{100 * m['settled_right']:.0f} % | {'' if cr is None else f'{100 * cr:.0f} %'} | "
+                             f"{_seconds(m['median_s_of_settled_right'])} | {r} | {j} |")
         lines.append("")
     return "\n".join(lines)
 

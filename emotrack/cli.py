@@ -21,6 +21,7 @@ from typing import Any
 
 from emotrack import __version__
 from emotrack.errors import ConfigError, EmotrackError
+from emotrack.realtime.smoothing import DEFAULT_SMOOTHING
 
 SMOOTHING_NAMES = ("ema", "one-euro", "triangle", "none")
 
@@ -52,13 +53,13 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
 
 def _add_smoothing_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("smoothing (causal; raw values are always sent too)")
-    g.add_argument("--smoothing", choices=SMOOTHING_NAMES, default="ema",
+    g.add_argument("--smoothing", choices=SMOOTHING_NAMES, default=DEFAULT_SMOOTHING,
                    help="ema: one-pole with separate attack/release; one-euro: adaptive low-pass; "
                    "triangle: one-sided 13-tap triangle (MCA paper's 25-frame filter, causal half); "
-                   "none (default: ema)")
+                   f"none (default: {DEFAULT_SMOOTHING})")
     g.add_argument("--smoothing-param", action="append", type=_key_value, default=[], metavar="KEY=VALUE",
                    help="smoother parameter, repeatable: ema attack=1.0 release=2.0 (seconds); "
-                   "one-euro min_cutoff=0.1 beta=0.5 d_cutoff=1.0 (Hz); triangle taps=13")
+                   "one-euro min_cutoff=0.05 beta=2.0 d_cutoff=1.0 (Hz); triangle taps=13")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -221,7 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="also train the final model on all clips except EMOPIA val (default: yes)")
     tr.add_argument("--export", type=Path, help="export the final model to this .onnx path")
     tr.add_argument("--frontend", help="front end, for models that can read several: mca reads logmel (default), "
-                    "logmel_tonal (log-mel + chroma and key clarity), musicnn (pretrained embeddings) or smile260 "
+                    "logmel_tonal (log-mel + chroma and key clarity), musicnn (pretrained embeddings), musicnn_tonal "
+                    "(two musicnn windows + chroma and key clarity: the default's) or smile260 "
                     "(openSMILE extra)")
     tr.add_argument("--hparams", help="JSON overriding training settings (TrainConfig fields), e.g. '{\"lr\": 1e-3}'")
     tr.add_argument("--resume", action="store_true", help="continue interrupted runs from their checkpoints")
@@ -592,7 +594,8 @@ def _cmd_devices(args: argparse.Namespace) -> int:
     return 0
 
 
-FRONTEND_WORDS = {"musicnn": "musicnn embeddings", "logmel": "log-mel", "logmel_tonal": "log-mel + chroma, key",
+FRONTEND_WORDS = {"musicnn": "musicnn embeddings", "musicnn_tonal": "musicnn + chroma, key", "logmel": "log-mel",
+                  "logmel_tonal": "log-mel + chroma, key",
                   "wave": "raw waveform", "smile260": "openSMILE 260"}
 """What each front end reads, in the words ``emotrack models`` shows."""
 

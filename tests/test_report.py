@@ -73,10 +73,11 @@ def test_html_report_of_a_real_session_has_its_plots_tables_and_csv(example, tmp
     assert len(images) == 3 and all(_non_blank(im, 0.05) for im in images)  # timeline, plane, quadrant shares
     assert images[0].shape[1] >= 1100  # the timeline is drawn wide enough to read
     assert not re.search(r"""(src|href)=['"]?(https?:)?//""", text)  # self-contained: no CDN, no remote asset
-    for fragment in ("P-07", "mca-musicnn-0.3.0", session.info.model_hash, "guitar enters", "drums start",
+    for fragment in ("P-07", session.info.model, session.info.model_hash, "guitar enters", "drums start",
                      "client joins on drum", "no music", "happy / energetic", "calm / relaxed", "Periods with no music",
                      "valence mean ± sd", "href='p07.csv'", "Ended"):
         assert fragment in text, fragment
+    assert session.info.model.startswith("mca-musicnn-")  # the example session ran the bundled default
     assert "still recording" not in text
 
     rows = _csv_rows(csv_path)

@@ -89,9 +89,9 @@ def test_triangle_weights_and_start():
 
 def test_one_euro_smooths_jitter_but_follows_steps():
     rng = np.random.default_rng(4)
-    noisy = 0.2 + 0.05 * rng.standard_normal(400)
+    noisy = 0.2 + 0.015 * rng.standard_normal(400)  # the default model's hop-to-hop jitter is ~0.01 (response.md)
     out = run(OneEuro(), noisy)[20:, 0]
-    assert out.std() < 0.6 * noisy[20:].std()
+    assert out.std() < 0.5 * noisy[20:].std()
     assert abs(out.mean() - 0.2) < 0.01
 
     step = np.r_[np.zeros(20), np.full(20, 0.5)]
@@ -103,7 +103,7 @@ def test_one_euro_smooths_jitter_but_follows_steps():
 def test_factory_and_describe():
     assert make_smoother("none").describe() == "none"
     assert make_smoother("ema", attack="0.5").describe() == "ema(attack=0.5s, release=2s)"
-    assert make_smoother("one-euro").describe() == "one-euro(min_cutoff=0.1Hz, beta=0.5, d_cutoff=1Hz)"
+    assert make_smoother("one-euro").describe() == "one-euro(min_cutoff=0.05Hz, beta=2, d_cutoff=1Hz)"
     assert make_smoother("triangle", taps=5).describe() == "triangle(taps=5)"
 
 

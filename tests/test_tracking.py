@@ -55,7 +55,7 @@ def test_medley_cuts_to_another_quadrant_or_to_nonmusic_with_step_targets():
     rng = np.random.default_rng(1)
     seen_nonmusic = seen_music = 0
     for _ in range(40):
-        frames, signs, cont, music = _sequence(examples[0], pool, cfg, rng)
+        frames, signs, cont, music, cuts = _sequence(examples[0], pool, cfg, rng)
         assert np.isnan(signs).all() and len(frames) == len(cont) == len(music)
         first = quadrant_signs(1) * np.array(GRADED_SCALE)
         if music.min() == 0:  # cut to (or from) silence: neutral targets there
@@ -68,7 +68,39 @@ def test_medley_cuts_to_another_quadrant_or_to_nonmusic_with_step_targets():
             assert len({tuple(r) for r in cont}) == 2  # one step to another quadrant
             change = np.flatnonzero(np.any(np.diff(cont, axis=0) != 0, axis=1))
             assert len(change) == 1 and change[0] + 1 >= 10  # the first clip lasts at least 5 s
+            assert cuts == [change[0] + 1]
     assert seen_nonmusic and seen_music
+
+
+def test_medleys_with_several_cuts_change_quadrant_at_every_cut():
+    examples = _examples()
+    pool = MedleyPool(examples)
+    cfg = TrainConfig(targets="graded", medley_p=1.0, medley_cuts=3, nonmusic_p=0.0, crop_max_frames=0)
+    rng = np.random.default_rng(2)
+    for _ in range(20):
+        frames, _, cont, music, cuts = _sequence(examples[0], pool, cfg, rng)
+        assert len(cuts) == 3 and cuts[0] >= 10 and np.all(np.diff([*cuts, len(frames)]) >= 20)
+        for before, after in zip([0, *cuts[:-1]], cuts, strict=True):  # a new quadrant at each cut
+            assert not np.array_equal(cont[after - 1], cont[after]) and np.allclose(cont[before], cont[after - 1])
+
+
+def test_cut_hops_score_the_hops_after_each_cut(monkeypatch):
+    """With ``cut_hops`` the scored hops include that many of the 6 s after every cut."""
+    import emotrack.training.trainer as trainer
+
+    examples = _examples()
+    model = trainer.build_model("mca", **SMALL)
+    zero, one = torch.zeros(64), torch.ones(64)
+    scored = {}
+    for cut_hops in (0, 6):
+        cfg = TrainConfig(targets="graded", medley_p=1.0, medley_cuts=2, nonmusic_p=0.0, hops_per_clip=4,
+                          cut_hops=cut_hops, sequence_ccc=1.0, model_kwargs=SMALL)
+        calls: list[int] = []
+        monkeypatch.setattr(trainer, "sequence_ccc_loss", lambda p, t, ids, calls=calls: calls.append(len(ids)) or
+                            p.sum() * 0)  # counts the hops scored
+        trainer._batch_loss(model, examples[:1], zero, one, cfg, np.random.default_rng(3), MedleyPool(examples))
+        scored[cut_hops] = calls[0]
+    assert scored[0] == 4 and 4 + 6 <= scored[6] <= 4 + 2 * 6
 
 
 def test_sequence_ccc_counts_only_sequences_that_move():

@@ -35,6 +35,7 @@ VARIANTS = {
     **{name: (name, {}) for name in ZOO},
     "mca-tonal": ("mca", {"frontend": "logmel_tonal"}),
     "mca-musicnn": ("mca", {"frontend": "musicnn"}),
+    "mca-musicnn-tonal": ("mca", {"frontend": "musicnn_tonal"}),
 }
 """Test cases: every zoo model with its default front end, plus front-end variants a model supports."""
 EXCERPT_S = 20.0  # seconds of the example used for the torch checks (keeps CI fast)

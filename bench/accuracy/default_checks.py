@@ -39,16 +39,23 @@ SPEECH = ("Good afternoon everyone. Before the next piece begins, please find a 
           "hands in your lap. We will listen for about ten minutes, and afterwards I will ask you what you noticed.")
 
 
+def _frontend(cv_run: Path) -> str:
+    """The front end the CV run's fold models read (their cached frames are loaded, not recomputed)."""
+    from emotrack.training.checkpoint import load_checkpoint
+
+    return load_checkpoint(cv_run / "fold0_best.pt")[1].frontend["name"]
+
+
 def calibration(cv_run: Path, data_root: str, render_cache: str, cache: str) -> dict[str, Any]:
     from emotrack.frontends import Normalizer
-    from emotrack.realtime.smoothing import make_smoother
+    from emotrack.realtime.smoothing import DEFAULT_SMOOTHING, make_smoother
     from emotrack.training.checkpoint import load_checkpoint
     from emotrack.training.commands import load_clips, load_examples
     from emotrack.training.evaluate import stream_predictions, torch_predictor
 
     splits = json.loads((cv_run / "splits.json").read_text())["folds"]
     clips = load_clips(data_root, ["vgmidi"], render_cache)
-    examples, _ = load_examples(clips, cache, progress=False, frontend="musicnn")
+    examples, _ = load_examples(clips, cache, progress=False, frontend=_frontend(cv_run))
     by_id = {e.id: e for e in examples}
     raw, smooth, labels = [], [], []
     for fold, part in enumerate(splits):
@@ -56,7 +63,7 @@ def calibration(cv_run: Path, data_root: str, render_cache: str, cache: str) -> 
         model, card, _ = load_checkpoint(cv_run / f"fold{fold}_best.pt")
         preds = stream_predictions(torch_predictor(model), Normalizer.from_dict(card.normalization), test)
         for e, p in zip(test, preds, strict=True):
-            s = make_smoother("ema")
+            s = make_smoother(DEFAULT_SMOOTHING)
             keep = np.isfinite(e.targets).all(1)
             raw.append(p[keep])
             smooth.append(np.array([s.process(float(v), float(a)) for v, a in p])[keep])
@@ -85,7 +92,7 @@ def music_active(cv_run: Path, data_root: str, render_cache: str, cache: str) ->
 
     splits = json.loads((cv_run / "splits.json").read_text())["folds"]
     clips = load_clips(data_root, ["4q", "vgmidi", "emopia"], render_cache)
-    examples, _ = load_examples(clips, cache, progress=False, frontend="musicnn")
+    examples, _ = load_examples(clips, cache, progress=False, frontend=_frontend(cv_run))
     dataset = {c.id: c.dataset for c in clips}
     by_id = {e.id: e for e in examples}
     shares: dict[str, list[float]] = {}

@@ -244,8 +244,12 @@ def table_summary(data: dict[str, Any]) -> list[str]:
 
 
 DEFAULT_RUNS = {
-    "mca-musicnn-default": "default recipe (shipped): all data, VGMIDI x3 per epoch, 48 hops per series",
-    "mca-musicnn-default-a": "same without VGMIDI upweighting (ablation)",
+    "mca-musicnn-default": "default recipe (shipped 0.4.0): musicnn_tonal front end, medleys with 3 cuts, 6 more "
+                           "hops scored after each cut",
+    "mca-musicnn-default-b": "same front end, medleys with one cut (no extra hops)",
+    "mca-musicnn-default-0.3": "previous default 0.3.0 recipe: musicnn front end, one cut; all data, VGMIDI x3 per "
+                               "epoch, 48 hops per series",
+    "mca-musicnn-default-a": "0.3.0 recipe without VGMIDI upweighting (ablation)",
 }
 """CV runs of the shipped default's recipe (``<stem>_4q_vgmidi_emopia_cv.json``) and its ablation."""
 TARGETS = {"4q": 0.74, "vgmidi_a": 0.75, "vgmidi_v": 0.45, "vgmidi_piece_a_pcc": 0.35, "emopia": 0.60}
@@ -361,7 +365,10 @@ def main() -> None:
     out = ["<!-- generated tables: python -m bench.accuracy.report -->", ""]
     default = table_default(data)
     if default:
-        out += ["### The shipped default: `mca-musicnn` 0.3.0, what `emotrack analyze` runs without `--model`", "",
+        checks_path = CV_DIR / "default_checks.json"
+        model = json.loads(checks_path.read_text())["emopia_val_bundled"]["model"] if checks_path.exists() else ""
+        name = model.replace("mca-musicnn-", "`mca-musicnn` ") or "`mca-musicnn`"
+        out += [f"### The shipped default: {name}, what `emotrack analyze` runs without `--model`", "",
                 *default, ""]
     out += ["### Summary (per model and data set: its longest run with the current trainer; details below)", ""]
     out += table_summary(data)

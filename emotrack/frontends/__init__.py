@@ -14,13 +14,16 @@ from emotrack.errors import ModelError
 from emotrack.frontends.base import FrontEnd, Normalizer
 from emotrack.frontends.logmel import LogMel
 from emotrack.frontends.musicnn import Musicnn
+from emotrack.frontends.musicnn_tonal import MusicnnTonal
 from emotrack.frontends.tonal import LogMelTonal
 from emotrack.frontends.wave import Wave
 
-__all__ = ["FRONTENDS", "FrontEnd", "LogMel", "LogMelTonal", "Musicnn", "Normalizer", "Wave", "make_frontend"]
+__all__ = [
+    "FRONTENDS", "FrontEnd", "LogMel", "LogMelTonal", "Musicnn", "MusicnnTonal", "Normalizer", "Wave", "make_frontend",
+]
 
 FRONTENDS: dict[str, type[FrontEnd]] = {
-    "logmel": LogMel, "logmel_tonal": LogMelTonal, "musicnn": Musicnn, "wave": Wave,
+    "logmel": LogMel, "logmel_tonal": LogMelTonal, "musicnn": Musicnn, "musicnn_tonal": MusicnnTonal, "wave": Wave,
 }
 
 

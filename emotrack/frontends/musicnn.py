@@ -160,6 +160,9 @@ class Musicnn(FrontEnd):
         self._ring = np.zeros((N_FRAMES, N_CHANNELS), np.float32)
         self._filled = 0
 
+    windows: tuple[int, ...] = (N_FRAMES,)
+    """Pooling windows in frames, newest first out: each gives one embedding per hop (subclasses add shorter ones)."""
+
     @property
     def frame_shape(self) -> tuple[int, ...]:
         return (LAYERS[self.layer],)
@@ -193,12 +196,18 @@ class Musicnn(FrontEnd):
         return musicnn_logmel(audio, self._mel, self._hann)
 
     def _push(self, activations: np.ndarray) -> np.ndarray:
-        """Add one hop's per-frame activations to the pooling window; returns the hop's pooled statistics."""
+        """Add one hop's per-frame activations to the pooling window; returns the hop's pooled statistics
+        ``[n_views, 1506]``: one row per pooling window of :attr:`windows` (newest frames, fewer at the start)."""
         n = len(activations)
         self._ring[:-n] = self._ring[n:]
         self._ring[-n:] = activations
         self._filled = min(N_FRAMES, self._filled + n)
-        return pool(self._ring[N_FRAMES - self._filled :])
+        return np.stack([pool(self._ring[N_FRAMES - min(w, self._filled) :]) for w in self.windows])
+
+    def _embed(self, pooled: np.ndarray) -> np.ndarray:
+        """``[N, n_views, 1506]`` pooled statistics -> ``[N, n_views * width]`` (one back-end call for all)."""
+        n, views = pooled.shape[:2]
+        return embed(pooled.reshape(n * views, -1), self._backend, self.layer).reshape(n, -1)
 
     def process(self, hop: np.ndarray) -> np.ndarray:
         hop = np.asarray(hop, np.float32)
@@ -213,7 +222,7 @@ class Musicnn(FrontEnd):
         another order; tested to 1e-5 of the embedding's scale).
         """
         hops = np.asarray(hops, np.float32)
-        pooled = np.empty((len(hops), 2 * N_CHANNELS), np.float32)
+        pooled = np.empty((len(hops), len(self.windows), 2 * N_CHANNELS), np.float32)
         per = self.frames_per_hop
         start = 0
         for count in _chunks(len(hops)):
@@ -223,7 +232,11 @@ class Musicnn(FrontEnd):
             for i in range(count):
                 pooled[start + i] = self._push(frames[0, i * per : (i + 1) * per])
             start += count
-        return embed(pooled, self._backend, self.layer)
+        return self._append(self._embed(pooled), hops)
+
+    def _append(self, embeddings: np.ndarray, hops: np.ndarray) -> np.ndarray:
+        """Hook for subclasses: the frames of ``hops`` (this stream's) from their embeddings; here the embeddings."""
+        return embeddings
 
     @staticmethod
     def process_many(frontends: Sequence[FrontEnd], hops: np.ndarray) -> np.ndarray:
@@ -232,18 +245,20 @@ class Musicnn(FrontEnd):
         The front ends must be copies of one (same network and layer); each keeps its own state.
         """
         first = frontends[0]
-        if not all(isinstance(fe, Musicnn) and fe.session is first.session for fe in frontends):
+        if not all(type(fe) is type(first) and fe.session is first.session and fe.windows == first.windows
+                   for fe in frontends):
             return FrontEnd.process_many(frontends, hops)
         logmel = np.stack([fe._logmel(hop) for fe, hop in zip(frontends, hops, strict=True)])
         feeds = {"logmel": logmel}
         for key in STATE_SHAPES:
             feeds[key] = np.concatenate([fe._state[key] for fe in frontends])
         frames, *state = first.session.run(None, feeds)
-        pooled = np.empty((len(frontends), 2 * N_CHANNELS), np.float32)
+        pooled = np.empty((len(frontends), len(first.windows), 2 * N_CHANNELS), np.float32)
         for i, fe in enumerate(frontends):
             fe._state = {key: value[i : i + 1] for key, value in zip(STATE_SHAPES, state, strict=True)}
             pooled[i] = fe._push(frames[i])
-        return embed(pooled, first._backend, first.layer)
+        embeddings = first._embed(pooled)
+        return np.concatenate([fe._append(embeddings[i : i + 1], hops[i : i + 1]) for i, fe in enumerate(frontends)])
 
 
 def _chunks(n_hops: int) -> list[int]:

@@ -21,7 +21,11 @@ from emotrack.frontends.musicnn import LAYERS as MUSICNN_LAYERS
 from emotrack.frontends.tonal import N_TONAL
 from emotrack.models.common import MultiScaleALSTM, StreamingModel
 
-VECTOR_FRONTENDS = {"smile260": 260, "musicnn": MUSICNN_LAYERS["penultimate"]}
+VECTOR_FRONTENDS = {
+    "smile260": 260,
+    "musicnn": MUSICNN_LAYERS["penultimate"],
+    "musicnn_tonal": 2 * MUSICNN_LAYERS["penultimate"] + 2 * N_TONAL,  # MusicnnTonal with its defaults
+}
 """Front ends whose frame is already one feature vector, with its default width."""
 
 CONTRAST_GROUPS = 8
@@ -90,6 +94,8 @@ class MCA(StreamingModel):
     The name is then stored on the instance, so training and export see this model's front end.
     ``frontend="musicnn"`` (:class:`~emotrack.frontends.musicnn.Musicnn`) reads pretrained embeddings the
     same way (``n_features`` = the width of the chosen musicnn layer).
+    ``frontend="musicnn_tonal"`` (:class:`~emotrack.frontends.musicnn_tonal.MusicnnTonal`, the default model's)
+    reads two musicnn embeddings (newest 2.9 s and 1 s) and the hop's tonal statistics as one vector.
     ``frontend="logmel_tonal"`` (:class:`~emotrack.frontends.tonal.LogMelTonal`) appends the mean and
     std over each patch of its chroma and key-clarity columns to the log-mel statistics.
 
@@ -99,7 +105,7 @@ class MCA(StreamingModel):
     """
 
     frontend = "logmel"
-    frontends = ("logmel", "logmel_tonal", "smile260", "musicnn")
+    frontends = ("logmel", "logmel_tonal", "smile260", "musicnn", "musicnn_tonal")
 
     def __init__(
         self,

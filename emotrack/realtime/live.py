@@ -46,7 +46,7 @@ from emotrack.realtime.sinks import (
     WebSocketSink,
     dispatch,
 )
-from emotrack.realtime.smoothing import make_smoother
+from emotrack.realtime.smoothing import DEFAULT_SMOOTHING, make_smoother
 from emotrack.realtime.streams import MultiTracker
 from emotrack.realtime.tracker import Tracker
 from emotrack.realtime.view import HopView
@@ -94,7 +94,7 @@ class LiveConfig:
     ws_cert: Path | None = None
     ws_key: Path | None = None
     ws_max_clients: int = 64
-    smoothing: str = "ema"
+    smoothing: str = DEFAULT_SMOOTHING
     smoothing_params: dict[str, Any] = field(default_factory=dict)
     csv: Path | None = None
     session: Path | None = None

@@ -82,6 +82,8 @@ FRONTEND_TEXT = {
     "wave": "raw 16 kHz audio",
     "smile260": "openSMILE ComParE LLD + delta mean/std (Smile-260) frames",
     "musicnn": "pretrained musicnn (Million Song Dataset tagger) embeddings, streamed (newest 2.9 s of final frames)",
+    "musicnn_tonal": "pretrained musicnn (Million Song Dataset tagger) embeddings of the newest 2.9 s and 1 s, "
+                     "streamed, with the hop's chroma and major/minor key clarity",
 }
 DATA_TEXT = {
     "4q": "4Q audio clips (Panda et al. 2018)",
@@ -105,6 +107,8 @@ def architecture_text(model: str, kwargs: dict[str, Any]) -> str:
     p.update(kwargs)
     frame = {
         "musicnn": "each 0.5 s hop's streamed musicnn embedding of its newest 2.9 s of final frames (200 values)",
+        "musicnn_tonal": "each 0.5 s hop's streamed musicnn embeddings of its newest 2.9 s and 1.0 s of final frames "
+                         "(2 x 200 values) and the mean/std of its 25 rows of chroma and key clarity (28 values)",
         "smile260": "each 0.5 s hop's Smile-260 functionals (260 values)",
     }.get(p.get("frontend") or "logmel")
     if frame is None:

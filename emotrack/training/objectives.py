@@ -53,7 +53,7 @@ def apply_gain(frames: torch.Tensor, gain: float, frontend: str) -> torch.Tensor
     """
     if frontend == "wave":
         return frames * math.exp(gain / 2.0)
-    if frontend in ("smile260", "musicnn"):  # functionals / embeddings: a gain is no simple offset there
+    if frontend in ("smile260", "musicnn", "musicnn_tonal"):  # functionals / embeddings: no simple offset there
         return frames
     if frontend == "logmel_tonal":  # chroma and key clarity are level-free: offset the mel columns only
         return torch.cat([frames[..., :-N_TONAL] + gain, frames[..., -N_TONAL:]], dim=-1)

@@ -121,6 +121,10 @@ class Example:
         return np.asarray(self.targets, np.float32), False
 
 
+CUT_SPAN = 12
+"""Hops after a medley cut (6 s) from which ``cut_hops`` extra training hops are drawn: where the response is."""
+
+
 @dataclass
 class TrainConfig:
     """Hyperparameters of one run (stored in checkpoints and the model card).
@@ -134,8 +138,9 @@ class TrainConfig:
     the time for nearly the same signal.
 
     Tracking fields (module docstring): ``targets`` ``"sign"`` or ``"graded"``; ``medley_p`` the chance a
-    music clip of a batch becomes a medley, ``nonmusic_p`` the share of medleys whose other part is
-    non-music; ``nonmusic`` how many generated non-music clips join every training part; ``sequence_ccc``
+    music clip of a batch becomes a medley with ``medley_cuts`` cuts, ``nonmusic_p`` the chance that a cut
+    from music goes to non-music, ``cut_hops`` how many more hops to score among the :data:`CUT_SPAN` after
+    each cut; ``nonmusic`` how many generated non-music clips join every training part; ``sequence_ccc``
     and ``music_weight`` the weights of the per-sequence CCC and music-head terms. Continuous series
     (VGMIDI) are few but carry the within-piece dynamics: ``series_repeat`` puts each in every epoch that
     many times and ``hops_per_series`` samples more of their hops, so the per-sequence CCC sees their curve.
@@ -163,6 +168,8 @@ class TrainConfig:
     freq_mask_p: float = 0.5
     targets: str = "sign"
     medley_p: float = 0.0
+    medley_cuts: int = 1
+    cut_hops: int = 0
     nonmusic_p: float = 0.3
     nonmusic: int = 0
     sequence_ccc: float = 0.0
@@ -211,10 +218,14 @@ band's std above 2, so the floor leaves them unchanged.
 def fit_normalizer(examples: Sequence[Example], frontend: str = "logmel") -> Normalizer:
     """Training-set statistics: per mel band (log-mel, std floored at :data:`LOGMEL_MIN_STD`; also per
     tonal column for ``logmel_tonal``), per feature (Smile-260, z-normalised as in the MCA paper; musicnn
-    embeddings) or one scalar (raw waveform)."""
+    embeddings, with their tonal statistics for ``musicnn_tonal``) or one scalar (raw waveform)."""
     frames = np.concatenate([e.frames for e in examples])
     if frontend in ("smile260", "musicnn"):
         return Normalizer.fit(frames, axes=(0,))
+    if frontend == "musicnn_tonal":  # chroma and clarity statistics get the same tiny floor as logmel_tonal's
+        floors = np.full(frames.shape[-1], 1e-5)
+        floors[-2 * N_TONAL :] = 1e-3
+        return Normalizer.fit(frames, axes=(0,), min_std=floors)
     if frontend == "logmel":
         return Normalizer.fit(frames, axes=(0, 1), min_std=LOGMEL_MIN_STD)
     if frontend == "logmel_tonal":  # the floor is in log-mel units; chroma and clarities get a tiny one
@@ -294,8 +305,9 @@ class MedleyPool:
         self.by_quadrant = {q: [e for e in self.music if e.quadrant != q] for q in (1, 2, 3, 4)}
 
     def partner(self, e: Example, rng: np.random.Generator, nonmusic_p: float) -> Example | None:
-        """Non-music (chance ``nonmusic_p``), else music of another quadrant (any other clip for series)."""
-        if self.nonmusic and rng.random() < nonmusic_p:
+        """Non-music (chance ``nonmusic_p``), else music of another quadrant (any other clip for series and
+        after non-music)."""
+        if self.nonmusic and e.music and rng.random() < nonmusic_p:
             return self.nonmusic[int(rng.integers(len(self.nonmusic)))]
         music = self.by_quadrant[e.quadrant] if e.quadrant else self.music
         pick = music[int(rng.integers(len(music)))] if music else None
@@ -313,26 +325,38 @@ def _segment(e: Example, start: int, stop: int, graded: bool) -> tuple[np.ndarra
 
 def _sequence(
     e: Example, pool: MedleyPool | None, cfg: TrainConfig, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """One training sequence from ``e``: its (randomly cropped) hops, or a medley cut to a partner.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[int]]:
+    """One training sequence from ``e``: its (randomly cropped) hops, or a medley cut to partners; with the
+    hops where each new part starts (empty for a plain clip).
 
-    A medley keeps ``e`` for at least 5 s, cuts to at least 10 s of the partner (random start), and puts
-    the partner first half of the time when it is non-music (music starting after silence or talk).
+    A medley keeps ``e`` for at least 5 s, then cuts ``medley_cuts`` times, each time to at least 10 s of a
+    partner (random start) of another quadrant than the segment before it; with one cut to non-music, that
+    part comes first half of the time (music starting after silence or talk).
     """
     graded = cfg.targets == "graded"
     crop = int(rng.integers(0, min(cfg.crop_max_frames, max(len(e.frames) - 1, 0)) + 1))
     medley = pool is not None and cfg.medley_p and rng.random() < cfg.medley_p
     partner = pool.partner(e, rng, cfg.nonmusic_p) if medley else None
     if partner is None or len(e.frames) - crop < 10 or len(partner.frames) < 20:
-        return _segment(e, crop, len(e.frames), graded)
+        return (*_segment(e, crop, len(e.frames), graded), [])
     first_len = int(rng.integers(10, len(e.frames) - crop + 1))
     second_len = int(rng.integers(20, min(len(partner.frames), 60) + 1))
     second_start = int(rng.integers(0, len(partner.frames) - second_len + 1))
     parts = [_segment(e, crop, crop + first_len, graded),
              _segment(partner, second_start, second_start + second_len, graded)]
-    if not partner.music and rng.random() < 0.5:
+    previous = partner
+    for _ in range(cfg.medley_cuts - 1):
+        follow = pool.partner(previous, rng, cfg.nonmusic_p)
+        if follow is None or len(follow.frames) < 20:
+            break
+        length = int(rng.integers(20, min(len(follow.frames), 60) + 1))
+        start = int(rng.integers(0, len(follow.frames) - length + 1))
+        parts.append(_segment(follow, start, start + length, graded))
+        previous = follow
+    if len(parts) == 2 and not partner.music and rng.random() < 0.5:
         parts.reverse()
-    return tuple(np.concatenate(x) for x in zip(*parts, strict=True))  # type: ignore[return-value]
+    cuts = np.cumsum([len(p[0]) for p in parts])[:-1].tolist()
+    return (*(np.concatenate(x) for x in zip(*parts, strict=True)), cuts)  # type: ignore[return-value]
 
 
 def _batch_loss(
@@ -346,9 +370,12 @@ def _batch_loss(
 ) -> torch.Tensor:
     """Build each sequence (medleys from ``pool``), augment, encode once, slide contexts, score sampled hops."""
     dev = mean.device
-    clips, sign_t, cont_t, music_t = [], [], [], []
+    clips, sign_t, cont_t, music_t, cut_at = [], [], [], [], []
     for e in batch:
-        frames_np, s, c, m = _sequence(e, pool, cfg, rng) if e.music else _segment(e, 0, len(e.frames), True)
+        if e.music:
+            frames_np, s, c, m, cuts = _sequence(e, pool, cfg, rng)
+        else:
+            (frames_np, s, c, m), cuts = _segment(e, 0, len(e.frames), True), []
         frames = torch.from_numpy(np.ascontiguousarray(frames_np)).to(dev)
         frames = apply_gain(frames, float(rng.uniform(-cfg.gain_range, cfg.gain_range)), model.frontend)
         frames = (frames - mean) / std
@@ -357,6 +384,7 @@ def _batch_loss(
             lo = int(rng.integers(0, mel_columns(model.frontend, frames.shape[-1]) - width + 1))
             frames[..., lo : lo + width] = 0.0
         clips.append(frames)
+        cut_at.append(cuts)
         sign_t.append(torch.from_numpy(s).to(dev))
         cont_t.append(torch.from_numpy(c).to(dev))
         music_t.append(torch.from_numpy(m).to(dev))
@@ -370,6 +398,10 @@ def _batch_loss(
             else cfg.hops_per_clip
         if hops and n > hops:
             pick = np.sort(rng.choice(n, hops, replace=False))
+            if cfg.cut_hops and cut_at[k]:  # more of the hops right after each cut, where the output must move
+                spans = [np.arange(c, min(c + CUT_SPAN, n)) for c in cut_at[k]]
+                near = [rng.choice(span, min(cfg.cut_hops, len(span)), replace=False) for span in spans]
+                pick = np.union1d(pick, np.concatenate(near))
         pick_t = torch.from_numpy(pick).to(dev)
         ctxs.append(ctx[pick_t])
         masks.append(mask[pick_t])
