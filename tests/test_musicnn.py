@@ -188,7 +188,7 @@ def test_network_follows_the_model_runtime_settings(example_16k):
 
     runner = ModelRunner("mca-musicnn", provider="cpu", threads=2)
     assert runner.frontend.session.get_session_options().intra_op_num_threads == 2
-    one = Musicnn()
+    one = type(runner.frontend)()  # the default's front end (a Musicnn subclass) with its default settings
     assert one.session.get_session_options().intra_op_num_threads == 1
     y = example_16k[: 8000 * 8]
     assert np.allclose(runner.frontend.process_signal(y), one.process_signal(y), atol=1e-4)

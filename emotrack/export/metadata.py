@@ -49,7 +49,12 @@ bank comes out empty (an ``IndexError`` deep in the front end)."""
 
 
 def _number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int beyond any float: no sensible size
+        return False
 
 
 def _frontend_problems(params: Any) -> list[str]:

@@ -54,4 +54,5 @@ def make_frontend(name: str, params: dict[str, Any] | None = None) -> FrontEnd:
     try:
         return cls(**(params or {}))
     except (TypeError, ValueError) as exc:  # a missing/extra parameter, or a value the front end refuses
-        raise ModelError(f"bad parameters for front end {name!r}: {exc}") from None
+        detail = str(exc).replace("\n", "\\n")  # a fuzzed key may hold a newline: keep the message one line
+        raise ModelError(f"bad parameters for front end {name!r}: {detail}") from None
