@@ -137,6 +137,9 @@ class Musicnn(FrontEnd):
 
     name = "musicnn"
 
+    windows: tuple[int, ...] = (N_FRAMES,)
+    """Pooling windows in frames, newest first out: each gives one embedding per hop (subclasses add shorter ones)."""
+
     def __init__(self, sample_rate: int = SAMPLE_RATE, layer: str = "penultimate", weights: str = "msd",
                  stft_hop: int = HOP_LENGTH_STFT) -> None:
         if int(sample_rate) != SAMPLE_RATE:
@@ -159,9 +162,6 @@ class Musicnn(FrontEnd):
         self._state = {k: np.zeros((1, *s), np.float32) for k, s in STATE_SHAPES.items()}
         self._ring = np.zeros((N_FRAMES, N_CHANNELS), np.float32)
         self._filled = 0
-
-    windows: tuple[int, ...] = (N_FRAMES,)
-    """Pooling windows in frames, newest first out: each gives one embedding per hop (subclasses add shorter ones)."""
 
     @property
     def frame_shape(self) -> tuple[int, ...]:
