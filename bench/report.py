@@ -176,7 +176,9 @@ def main() -> None:
                   _machine(mus), "", "| computation | per hop |", "|---|---|"]
         lines += [f"| {k} | {_p(v)} |" for k, v in mus["per_hop_ms"].items()]
         ps = mus["process_signal"]
-        lines += ["", f"Windowed / streaming p50: {mus['ratio_windowed_over_streaming_p50']}x. Whole-signal "
+        tonal = mus.get("ratio_windowed_over_tonal_p50")
+        lines += ["", f"Windowed / streaming p50: {mus['ratio_windowed_over_streaming_p50']}x"
+                  + (f" (over the default's musicnn_tonal: {tonal}x)" if tonal else "") + ". Whole-signal "
                   f"`process_signal` (16-hop network calls), 1 thread: {ps['audio_s']:.0f} s of audio in "
                   f"{ps['wall_s']} s ({ps['realtime_factor']}x real time).", ""]
     lines += ["## GPU", "", "No GPU was lent to this session (the device tool reported this task was not drawn for a "

@@ -41,7 +41,7 @@ from bench.common import RESULTS, save
 from emotrack.audio import load_audio
 from emotrack.data.clips import Clip
 from emotrack.inference import ModelRunner
-from emotrack.realtime.smoothing import DEFAULT_SMOOTHING, make_smoother
+from emotrack.realtime.smoothing import DEFAULT_SMOOTHING, make_smoother, parse_param
 from emotrack.realtime.tracker import Tracker
 from emotrack.training.trainer import GRADED_SCALE, quadrant_signs
 
@@ -118,7 +118,7 @@ def smooth(raw: np.ndarray, active: np.ndarray, spec: str) -> np.ndarray:
     fed the raw values of active hops and the centre (0, 0) otherwise, exactly as
     :meth:`~emotrack.realtime.tracker.Tracker` does, so one raw stream serves every smoother."""
     name, _, params = spec.partition(":")
-    smoother = make_smoother(name, **dict(kv.split("=", 1) for kv in params.split(",") if kv))
+    smoother = make_smoother(name, **dict(parse_param(kv) for kv in params.split(",") if kv))
     return np.array([smoother.process(*(map(float, va) if on else (0.0, 0.0))) for va, on in zip(raw, active,
                                                                                                strict=True)])
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from emotrack import __version__
 from emotrack.errors import ConfigError, EmotrackError
-from emotrack.realtime.smoothing import DEFAULT_SMOOTHING
+from emotrack.realtime.smoothing import DEFAULT_SMOOTHING, parse_param
 
 SMOOTHING_NAMES = ("ema", "one-euro", "triangle", "none")
 
@@ -32,13 +32,10 @@ def _channels(text: str) -> int | str:
 
 
 def _key_value(text: str) -> tuple[str, float]:
-    key, sep, value = text.partition("=")
-    if not sep:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
     try:
-        return key.strip().replace("-", "_"), float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{key}: {value!r} is not a number") from None
+        return parse_param(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _add_model_options(p: argparse.ArgumentParser) -> None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 from conftest import REPO, free_port
@@ -22,6 +25,8 @@ class LiveRun:
         cmd = [sys.executable, "-m", "emotrack", "run", "--file", str(example), *(["--loop"] if loop else []),
                "--no-osc", "--no-osc-in", "--quiet", "--ws-host", host, "--ws-port", str(self.port), *args]
         popen.setdefault("stdout", subprocess.DEVNULL)
+        # faulthandler: a run that hangs can be made to print every thread's stack (see wait())
+        popen["env"] = {**(popen.get("env") or os.environ), "PYTHONFAULTHANDLER": "1"}
         self.proc = subprocess.Popen(cmd, cwd=REPO, stderr=subprocess.PIPE, text=True, **popen)
         self.stderr: list[str] = []
         self.url: str | None = None
@@ -45,6 +50,16 @@ class LiveRun:
     def token(self) -> str | None:
         found = re.search(r"token=([\w-]+)", self.url or "")
         return found.group(1) if found else None
+
+    def wait(self, timeout: float) -> int:
+        """The exit status; a run still going after ``timeout`` s fails the test with its threads' stacks."""
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.send_signal(signal.SIGABRT)  # faulthandler dumps every thread, then the process dies
+            self.proc.wait(10)
+            time.sleep(0.2)  # the reader thread takes the last lines
+            raise AssertionError(f"emotrack run did not end within {timeout} s:\n" + "".join(self.stderr)) from None
 
     def close(self) -> None:
         """SIGTERM (a clean stop), SIGKILL if it does not end in 20 s."""

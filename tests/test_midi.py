@@ -375,6 +375,7 @@ def test_virtual_port_sends_each_hops_osc_values(midi_system):
         while inport is None and proc.poll() is None:  # a second process reading the port as soon as it exists
             found = [n for n in backend.get_input_names() if name in n]
             inport = backend.open_input(found[0], callback=received.append) if found else None
+        joined = len(osc.hops)  # hops sent before this reader was on the port (a few under load) are not its to read
         hops = _finish(proc)
     finally:
         proc.kill()
@@ -386,7 +387,8 @@ def test_virtual_port_sends_each_hops_osc_values(midi_system):
     ccs = [(m.control, m.value) for m in received if m.type == "control_change" and m.channel == 0]
     start = next(i for i, (control, _) in enumerate(ccs) if control == 20)  # we may have joined mid-hop
     groups = [ccs[i:i + 7] for i in range(start, len(ccs), 7)]
-    assert len(groups) >= hops - 1, f"only {len(groups)} of {hops} hops read back"
+    assert len(groups) >= hops - joined - 1, f"only {len(groups)} of the {hops - joined} hops after joining read back"
+    assert len(groups) >= 3, f"only {len(groups)} hops read back"
     for k, (group, osc_hop) in enumerate(zip(groups, osc.hops[-len(groups):], strict=True)):
         expected = _expected(osc_hop)
         assert [c for c, _ in group] == [c for c, _ in expected], k

@@ -264,23 +264,20 @@ def test_url_without_pyav_or_bad_channel_selection_is_one_line(cli):
 def test_dashboard_shows_one_stream_of_several(four_channels, tmp_path):
     """In headless Chromium: ?stream=ch3 shows that stream only; without it the page settles on the first it hears."""
     from cdp import Browser
+    from liverun import LiveRun
 
     four, _, _ = four_channels
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "emotrack", "run", "--file", str(four), "--loop", "--per-channel",
-                             "--no-osc", "--no-osc-in", "--quiet", "--ws-port", str(port)], cwd=REPO,
-                            stderr=subprocess.DEVNULL)
+    run = LiveRun(four, "--per-channel")  # returns once the server printed its address: it is listening
     try:
         with Browser() as browser:
-            page = browser.new_page(f"http://127.0.0.1:{port}/?stream=ch3")
+            page = browser.new_page(f"http://127.0.0.1:{run.port}/?stream=ch3")
             page.wait_for("window.emotrack && window.emotrack.hops >= 4", timeout=60)
             assert "ch3" in page.evaluate("document.getElementById('model').textContent")
             # one stream's hops, not four streams' interleaved: no restarts, nothing missed
             assert page.evaluate("window.emotrack.missed") == 0
-            other = browser.new_page(f"http://127.0.0.1:{port}/")
+            other = browser.new_page(f"http://127.0.0.1:{run.port}/")
             other.wait_for("window.emotrack && window.emotrack.hops >= 4", timeout=60)
             assert other.evaluate("document.title").startswith("emotrack · ch")
             assert other.evaluate("window.emotrack.missed") == 0
     finally:
-        proc.terminate()
-        proc.wait(20)
+        run.close()

@@ -74,7 +74,7 @@ def test_sigterm_and_sigint_close_the_session_with_every_hop(live, tmp_path, sig
     run = live("--session", str(tmp_path / "s"))
     asyncio.run(watch(run.url.replace("http", "ws"), 3.0))
     run.proc.send_signal(sig)
-    assert run.proc.wait(20) in (0, 130)
+    assert run.wait(20) in (0, 130)
     time.sleep(0.2)
     hops = summary_hops("".join(run.stderr))
     session = load_session(tmp_path / "s")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from emotrack.errors import ConfigError
-from emotrack.realtime.smoothing import SMOOTHERS, AttackRelease, OneEuro, Triangle, make_smoother
+from emotrack.realtime.smoothing import SMOOTHERS, AttackRelease, OneEuro, Triangle, make_smoother, parse_param
 
 
 def run(smoother, values, arousal=None):
@@ -123,3 +123,12 @@ def test_factory_errors(name, params, message):
     with pytest.raises(ConfigError) as info:
         make_smoother(name, **params)
     assert str(info.value) == message
+
+
+def test_parse_param_reads_key_value_and_refuses_the_rest():
+    """``--smoothing-param`` and the response bench's specs share one parser: dashes become underscores."""
+    assert parse_param("min-cutoff=0.05") == ("min_cutoff", 0.05)
+    assert make_smoother("one-euro", **dict([parse_param("beta=3")])).beta == 3.0
+    for bad, fragment in (("beta", "KEY=VALUE"), ("beta=fast", "not a number")):
+        with pytest.raises(ConfigError, match=fragment):
+            parse_param(bad)

@@ -28,7 +28,7 @@ from emotrack.errors import ConfigError
 
 __all__ = [
     "DEFAULT_SMOOTHING", "MAX_TAPS", "SMOOTHERS", "AttackRelease", "OneEuro", "Passthrough", "Smoother", "Triangle",
-    "make_smoother",
+    "make_smoother", "parse_param",
 ]
 
 DEFAULT_SMOOTHING = "one-euro"
@@ -305,6 +305,23 @@ SMOOTHERS: dict[str, type[Smoother]] = {
     cls.name: cls for cls in (Passthrough, AttackRelease, OneEuro, Triangle)
 }
 """Smoother classes by the name used on the command line."""
+
+
+def parse_param(text: str) -> tuple[str, float]:
+    """One smoother parameter as ``--smoothing-param`` takes it: ``"min-cutoff=0.05"`` -> ``("min_cutoff", 0.05)``.
+
+    Raises
+    ------
+    ConfigError
+        When ``text`` is not ``KEY=VALUE`` or the value is not a number.
+    """
+    key, sep, value = text.partition("=")
+    if not sep:
+        raise ConfigError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key.strip().replace("-", "_"), float(value)
+    except ValueError:
+        raise ConfigError(f"{key}: {value!r} is not a number") from None
 
 
 def make_smoother(name: str, **params: Any) -> Smoother:

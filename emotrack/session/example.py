@@ -16,6 +16,7 @@ from pathlib import Path
 
 from emotrack.assets import EXAMPLE_AUDIO
 from emotrack.realtime.messages import HopMessage
+from emotrack.realtime.smoothing import DEFAULT_SMOOTHING
 from emotrack.session.store import SessionStore
 
 __all__ = ["EXAMPLE_MARKERS", "file_sha256", "hop_messages", "record_file"]
@@ -35,11 +36,11 @@ def file_sha256(path: str | Path) -> str:
 
 
 def hop_messages(audio: str | Path = EXAMPLE_AUDIO, model: str | None = None, start: float | None = None,
-                 smoothing: str = "ema"):
+                 smoothing: str = DEFAULT_SMOOTHING):
     """Yield the :class:`HopMessage` of each hop of ``audio``, built as ``emotrack run`` builds them.
 
     ``wall_time`` is ``start`` (default: now) plus the hop's stream time, as if the file had played in real time;
-    ``smoothing`` is ``run``'s default (EMA, attack 1 s, release 2 s).
+    ``smoothing`` is ``run``'s default (:data:`~emotrack.realtime.smoothing.DEFAULT_SMOOTHING`).
     """
     from emotrack.analyze import iter_file_results
     from emotrack.inference import ModelRunner
@@ -63,9 +64,9 @@ def record_file(root: str | Path, audio: str | Path = EXAMPLE_AUDIO, markers: Se
     runner = ModelRunner(model, provider="cpu")
     start = time.time()
     store = SessionStore.create(root, model=runner.card.model_id, model_hash=file_sha256(runner.path), device="cpu",
-                                settings={"file": Path(audio).name, "smoothing": "ema", "attack": 1.0, "release": 2.0},
-                                hop_s=runner.card.hop_s,
-                                client=client, notes=notes)
+                                settings={"file": Path(audio).name, "smoothing": DEFAULT_SMOOTHING,
+                                          "smoothing_params": {}},
+                                hop_s=runner.card.hop_s, client=client, notes=notes)
     pending = sorted(markers)
     for msg in hop_messages(audio, model, start):
         while pending and pending[0][0] <= msg.stream_time:
