@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -76,6 +77,13 @@ def assert_one_line_error(result: CliResult, *fragments: str) -> None:
     assert len(errors) == 1, result.stderr
     for fragment in fragments:
         assert fragment.lower() in errors[0].lower(), errors[0]
+
+
+def default_sigint() -> None:
+    """``preexec_fn`` for a child that must take Ctrl-C as one started from a terminal would: a shell script's
+    background job (``pytest ... &``) ignores SIGINT and its children inherit that, so a SIGINT test would test the
+    shell, not emotrack."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, free_port, ws_connect
+from tests.conftest import REPO, default_sigint, free_port, ws_connect
 
 SEED = int(os.environ.get("EMOTRACK_SIGNAL_SEED", "15"))
 PHASES = {"early": (0.0, 0.6), "later": (0.6, 6.0)}
@@ -54,6 +54,7 @@ def start(audio: Path, csv: Path, port: int) -> subprocess.Popen:
         [sys.executable, "-m", "emotrack", "run", "--file", str(audio), "--csv", str(csv), "--no-osc",
          "--ws-port", str(port), "--quiet"],
         cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=default_sigint,
     )
 
 
