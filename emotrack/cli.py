@@ -230,6 +230,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="processes for rendering and feature extraction (default: 2)")
     tr.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
     tr.add_argument("--cv-results", type=Path, help="CV JSON whose numbers go into the card when --folds 0")
+    tr.add_argument("--ensemble", type=Path, nargs="+", metavar="RUN",
+                    help="train nothing: combine the fold and final checkpoints of these runs (the same command with "
+                    "other hparams seeds) into mean-of-outputs ensembles, then score and export them like a run; with "
+                    "--folds 0 a RUN may be a final checkpoint file (.pt)")
     tr.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
 
     ev = sub.add_parser("evaluate", help="evaluate a model on data sets with the papers' metrics",
@@ -352,7 +356,9 @@ examples:
 examples:
   emotrack train mca --data-root DATA --datasets 4q --frontend logmel_tonal --out runs/mca
   emotrack train mca --data-root DATA --datasets 4q vgmidi emopia --device cuda --out runs/multi
-  emotrack train dsaml --data-root DATA --folds 0 --epochs 10 --export dsaml.onnx"""),
+  emotrack train dsaml --data-root DATA --folds 0 --epochs 10 --export dsaml.onnx
+  emotrack train mca --hparams '{"seed": 1}' --out runs/seed1    # the same recipe again, another seed
+  emotrack train mca --ensemble runs runs/seed1 --out runs/ensemble --export ensemble.onnx"""),
     "evaluate": (None, """\
 examples:
   emotrack evaluate mca --data-root DATA --datasets 4q

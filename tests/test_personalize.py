@@ -107,6 +107,28 @@ def test_head_gradient_matches_finite_differences() -> None:
     assert history[-1] < history[0]
 
 
+def test_ensemble_head_is_the_mean_of_its_members_and_its_gradient_is_exact() -> None:
+    from emotrack.personal.head import predict
+
+    rng = np.random.default_rng(1)
+    fused = rng.normal(size=(60, 2, 3, 8)) * 0.3  # [hops, members, outputs, H]
+    targets = np.clip(rng.normal(size=(60, 2)) * 0.4, -1, 1)
+    base = Head(rng.normal(size=(2, 2, 8)) * 0.3, rng.normal(size=(2, 2)) * 0.1)
+    singles = [predict(fused[:, k], Head(base.w[k], base.b[k])) for k in range(2)]
+    np.testing.assert_allclose(predict(fused, base), np.mean(singles, axis=0), atol=1e-12)
+    head = Head(base.w + 0.05, base.b - 0.02)
+    loss, grad = head_loss(fused, targets, head, base, l2=0.1)
+    eps = 1e-6
+    for idx in [(0, 0, 0), (1, 1, 5)]:
+        h = head.copy()
+        h.w[idx] += eps
+        assert abs((head_loss(fused, targets, h, base, 0.1)[0] - loss) / eps - grad.w[idx]) < 1e-4
+    h = head.copy()
+    h.b[1, 0] += eps
+    assert abs((head_loss(fused, targets, h, base, 0.1)[0] - loss) / eps - grad.b[1, 0]) < 1e-4
+    assert adapt(fused, targets, base, steps=50, lr=0.1, l2=0.0)[1][-1] < loss
+
+
 def test_personal_models_folder_is_listed_and_resolved(tmp_path: Path) -> None:
     from emotrack.personal.personalize import personalize
 
@@ -306,10 +328,12 @@ def test_meta_training_inner_loop_is_the_personalize_one(tmp_path: Path) -> None
     from emotrack.training.meta import AnnotatedPiece, MetaSettings, fused_vectors, meta_train
 
     torch.set_num_threads(1)
-    model, _, _ = load_checkpoint(ASSETS / "checkpoints" / "mca-musicnn.pt")
+    model, _, payload = load_checkpoint(ASSETS / "checkpoints" / "mca-musicnn.pt")
     runner = ModelRunner("mca-musicnn", provider="cpu")
     frames = runner.normalizer(runner.frontend.process_signal(load_audio(EXAMPLE_AUDIO, 16000)[: 16000 * 40]))
     onnx_fused, _ = FusedExtractor(runner.path).run(frames, 20)
+    if payload["model"] == "ensemble":  # the default is a seed ensemble: meta-train its first member
+        model, onnx_fused = model.members[0], onnx_fused[:, 0]  # member 0 reads the ensemble's normalisation
     with torch.no_grad():
         torch_fused = fused_vectors(model, torch.from_numpy(frames)).numpy()
     assert np.abs(onnx_fused - torch_fused).max() < 1e-4

@@ -16,6 +16,9 @@
   never trained on) through ``emotrack analyze`` with no ``--model``: the share of inactive hops.
 
     python -m bench.accuracy.default_checks --cv-run /tmp/runs/cv --render-cache /tmp/emocache --cache /tmp/emo/cache
+
+``--only SECTION ...`` recomputes some sections into the existing JSON (e.g. the bundled file's as soon as it is
+exported, the fold models' once the CV has run); ``command`` then lists every section's command.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import json
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -177,29 +181,34 @@ def quiet_music(data_root: str, render_cache: str, n: int = 20) -> dict[str, Any
     return out
 
 
+SECTIONS: dict[str, Callable[[argparse.Namespace], Any]] = {
+    "calibration_vgmidi_cv": lambda a: calibration(a.cv_run, a.data_root, a.render_cache, a.cache),
+    "music_active_cv": lambda a: music_active(a.cv_run, a.data_root, a.render_cache, a.cache),
+    "emopia_val_bundled": lambda a: emopia_val(a.data_root, a.render_cache, a.cache),
+    "nonmusic_bundled": lambda a: nonmusic(),
+    "quiet_music": lambda a: quiet_music(a.data_root, a.render_cache),
+}
+"""The sections of the JSON: fold-model checks (``--cv-run``) and checks of the bundled file."""
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--cv-run", type=Path, required=True)
+    ap.add_argument("--cv-run", type=Path, help="the default recipe's CV run (fold<i>_best.pt, splits.json)")
     ap.add_argument("--data-root", default="../shared/data")
     ap.add_argument("--render-cache", default="/tmp/emocache")
     ap.add_argument("--cache", default="/tmp/emo/cache")
-    ap.add_argument("--only", choices=["quiet_music"], help="recompute one section into the existing JSON")
+    ap.add_argument("--only", nargs="+", choices=list(SECTIONS),
+                    help="recompute these sections into the existing JSON (the rest stays)")
     args = ap.parse_args()
-    if args.only:
-        doc = json.loads(OUT.read_text())
-        doc[args.only] = quiet_music(args.data_root, args.render_cache)
-        OUT.write_text(json.dumps(doc, indent=1) + "\n")
-        print(json.dumps(doc[args.only], indent=1))
-        return
-    doc = {
-        "command": command_line(),
-        "machine": machine(),
-        "calibration_vgmidi_cv": calibration(args.cv_run, args.data_root, args.render_cache, args.cache),
-        "music_active_cv": music_active(args.cv_run, args.data_root, args.render_cache, args.cache),
-        "emopia_val_bundled": emopia_val(args.data_root, args.render_cache, args.cache),
-        "nonmusic_bundled": nonmusic(),
-        "quiet_music": quiet_music(args.data_root, args.render_cache),
-    }
+    sections = {name: SECTIONS[name] for name in (args.only or SECTIONS)}
+    if args.cv_run is None and any(name.endswith("_cv") for name in sections):
+        ap.error(f"--cv-run is needed for {', '.join(n for n in sections if n.endswith('_cv'))}")
+    doc = json.loads(OUT.read_text()) if args.only else {}
+    for name, section in sections.items():
+        doc[name] = section(args)
+        doc.setdefault("section_commands", {})[name] = command_line()
+    doc["machine"] = machine()
+    doc["command"] = " && ".join(dict.fromkeys(doc["section_commands"].values()))  # one, unless run in sections
     OUT.write_text(json.dumps(doc, indent=1) + "\n")
     print(json.dumps({k: v for k, v in doc.items() if k != "machine"}, indent=1))
 

@@ -38,7 +38,12 @@ MUSIC_OUTPUT = {"music": "[batch, 1] probability that the context holds music (n
 
 
 def build_model(name: str, **kwargs: Any) -> StreamingModel:
-    """Instantiate a zoo model by name."""
+    """Instantiate a zoo model by name, or an :class:`~emotrack.models.ensemble.Ensemble` of them (``"ensemble"``:
+    made from trained models by ``emotrack train --ensemble``, never trained itself)."""
+    if name == "ensemble":
+        from emotrack.models.ensemble import Ensemble
+
+        return Ensemble(**kwargs)
     try:
         cls = MODELS[name]
     except KeyError:

@@ -10,6 +10,10 @@ as an extra output, then a few dozen full-batch gradient steps cost milliseconds
 the base file with those values replaced (:mod:`emotrack.personal.onnxpatch`), so its graph and per-hop
 cost are the base model's. Meta-training (:mod:`emotrack.training.meta`) uses this same inner loop.
 
+A seed ensemble (:class:`~emotrack.models.ensemble.Ensemble`, the default since 0.5.0) outputs the mean of its
+members' ``tanh(fused_k . heads_k + bias_k)``: then ``Head`` holds one such layer per member (a leading member
+axis on ``w`` and ``b``, and on the fused vectors) and all of them are adapted together on the mean.
+
 Loss per axis, as the trainer's continuous loss: ``MSE(tanh z, y) + (1 - CCC)``, over the labelled hops,
 plus ``l2 * |w - w_base|^2`` so a short or odd annotation cannot drag the head far from the base model.
 """
@@ -39,7 +43,8 @@ rows. More steps or a larger step fit the 30 s support better and the rest of th
 
 @dataclass
 class Head:
-    """The adaptable values: ``w`` ``[2, H]`` and ``b`` ``[2]`` (valence, arousal rows)."""
+    """The adaptable values: ``w`` ``[2, H]`` and ``b`` ``[2]`` (valence, arousal rows), or ``[K, 2, H]`` and
+    ``[K, 2]`` for the K members of an ensemble."""
 
     w: np.ndarray
     b: np.ndarray
@@ -48,10 +53,21 @@ class Head:
         return Head(self.w.copy(), self.b.copy())
 
 
+def _members(fused: np.ndarray, head: Head) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(x [N, K, 2, H], w [K, 2, H], b [K, 2])``: a single head is an ensemble of one."""
+    if head.w.ndim == 2:
+        return fused[:, None, :VA_ROWS].astype(np.float64), head.w[None], head.b[None]
+    return fused[:, :, :VA_ROWS].astype(np.float64), head.w, head.b
+
+
+def _member_outputs(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``tanh`` of every member's valence/arousal logits, ``[N, K, 2]``."""
+    return np.tanh(np.einsum("nkoh,koh->nko", x, w) + b)
+
+
 def predict(fused: np.ndarray, head: Head) -> np.ndarray:
-    """``fused`` ``[N, n_out, H]`` -> ``va`` ``[N, 2]``, exactly as the graph computes it."""
-    z = np.einsum("noh,oh->no", fused[:, :VA_ROWS].astype(np.float64), head.w) + head.b
-    return np.tanh(z)
+    """``fused`` ``[N, n_out, H]`` (ensemble: ``[N, K, n_out, H]``) -> ``va`` ``[N, 2]``, as the graph computes it."""
+    return _member_outputs(*_members(fused, head)).mean(1)
 
 
 def _ccc_and_grad(p: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
@@ -69,22 +85,22 @@ def _ccc_and_grad(p: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
 def head_loss(fused: np.ndarray, targets: np.ndarray, head: Head, base: Head, l2: float = L2
               ) -> tuple[float, Head]:
     """Loss (mean over the two axes) and its gradient; ``fused``/``targets`` only the labelled hops."""
-    x = fused[:, :VA_ROWS].astype(np.float64)
-    p = predict(fused, head)
+    x, w, b = _members(fused, head)
+    members = _member_outputs(x, w, b)  # [N, K, 2]
+    p = members.mean(1)
     y = targets.astype(np.float64)
     n = len(p)
     total = 0.0
-    gz = np.zeros_like(p)
+    gp = np.zeros_like(p)
     for o in range(VA_ROWS):
         ccc, gccc = _ccc_and_grad(p[:, o], y[:, o])
         err = p[:, o] - y[:, o]
         total += float(np.mean(err**2)) + 1.0 - ccc
-        gp = 2 * err / n - gccc
-        gz[:, o] = gp * (1 - p[:, o] ** 2)
+        gp[:, o] = 2 * err / n - gccc
     total /= VA_ROWS
-    gz /= VA_ROWS
-    gw = np.einsum("no,noh->oh", gz, x) + 2 * l2 * (head.w - base.w)
-    gb = gz.sum(0)
+    gz = gp[:, None] * (1 - members**2) / (members.shape[1] * VA_ROWS)  # d p / d z_k = (1 - tanh^2) / K
+    gw = np.einsum("nko,nkoh->koh", gz, x).reshape(head.w.shape) + 2 * l2 * (head.w - base.w)
+    gb = gz.sum(0).reshape(head.b.shape)
     total += l2 * float(np.sum((head.w - base.w) ** 2))
     return total, Head(gw, gb)
 

@@ -50,10 +50,12 @@ def sha256_file(path: str | Path) -> str:
 
 
 class FusedExtractor:
-    """The base graph with the fusion's vectors as an extra output: what the adaptable head reads.
+    """The base graph with the fusion's vectors as extra outputs: what the adaptable head reads.
 
-    Refuses (``ModelError``) a graph whose V/A output is not ``tanh(fused . heads + bias)``: then the
-    numpy head would not be the graph's.
+    One fusion head (``head.fusion.heads``) per model, or one per member of a seed ensemble
+    (``members.<k>.head.fusion.heads``), whose output is the members' mean. Refuses (``ModelError``) a graph
+    whose V/A output is not that (mean) ``tanh(fused . heads + bias)``: then the numpy head would not be the
+    graph's.
     """
 
     def __init__(self, path: str | Path, threads: int = 1) -> None:
@@ -63,21 +65,29 @@ class FusedExtractor:
 
         self.path = Path(path)
         self.model = OnnxBytes(self.path.read_bytes())
-        muls = [ins for op, ins, _ in self.model.nodes() if op == "Mul" and HEADS in ins]
-        if len(muls) != 1:
+        fused_of = {name: next(i for i in ins if i != name) for op, ins, _ in self.model.nodes() if op == "Mul"
+                    for name in ins if name == HEADS or name.endswith("." + HEADS)}
+        if not fused_of:
             raise ModelError(f"{path}: no MCA fusion head ({HEADS}) found; only MCA-family models can be personalised")
-        self.fused_name = next(i for i in muls[0] if i != HEADS)
-        self.base = Head(self.model.initializer(HEADS)[:VA_ROWS].astype(np.float64),
-                         self.model.initializer(BIAS)[:VA_ROWS].astype(np.float64))
-        self.session = ort.InferenceSession(self.model.with_output(self.fused_name),
-                                            sess_options=session_options(threads), providers=["CPUExecutionProvider"])
+        self.prefixes = sorted(name.removesuffix(HEADS) for name in fused_of)
+        """``""`` for one model, ``members.<k>.`` per member of an ensemble (in member order)."""
+        self.fused_names = [fused_of[prefix + HEADS] for prefix in self.prefixes]
+        w = [self.model.initializer(prefix + HEADS)[:VA_ROWS].astype(np.float64) for prefix in self.prefixes]
+        b = [self.model.initializer(prefix + BIAS)[:VA_ROWS].astype(np.float64) for prefix in self.prefixes]
+        self.base = Head(w[0], b[0]) if len(w) == 1 else Head(np.stack(w), np.stack(b))
+        graph = self.model.data
+        for name in self.fused_names:
+            graph = OnnxBytes(bytes(graph)).with_output(name)
+        self.session = ort.InferenceSession(graph, sess_options=session_options(threads),
+                                            providers=["CPUExecutionProvider"])
 
     def run(self, frames: np.ndarray, n_frames: int) -> tuple[np.ndarray, np.ndarray]:
-        """Normalised frames ``[n_hops, *frame]`` -> (fused ``[n_hops, n_out, H]``, the graph's ``va``)."""
+        """Normalised frames ``[n_hops, *frame]`` -> (fused ``[n_hops, n_out, H]``, ensembles ``[n_hops, K, n_out,
+        H]``; the graph's ``va``)."""
         fused, va = [], []
         for ctx, mask in contexts(frames, n_frames):
-            f, v = self.session.run([self.fused_name, OUTPUT_VA], {"frames": ctx, "mask": mask})
-            fused.append(f)
+            *f, v = self.session.run([*self.fused_names, OUTPUT_VA], {"frames": ctx, "mask": mask})
+            fused.append(f[0] if len(f) == 1 else np.stack(f, axis=1))
             va.append(v)
         fused_all, va_all = np.concatenate(fused), np.concatenate(va)
         gap = float(np.abs(predict(fused_all, self.base) - va_all).max()) if len(va_all) else 0.0
@@ -109,12 +119,19 @@ class PersonalResult:
     loss: list[float] = field(default_factory=list)
 
 
-def write_personal(model: OnnxBytes, head: Head, card: ModelCard, info: dict[str, Any], out: str | Path) -> Path:
-    """Write the base file with the adapted head and the personal card (atomically)."""
-    heads, bias = model.initializer(HEADS), model.initializer(BIAS)
-    heads[:VA_ROWS], bias[:VA_ROWS] = head.w, head.b
-    model.set_initializer(HEADS, heads)
-    model.set_initializer(BIAS, bias)
+def write_personal(model: OnnxBytes, head: Head, card: ModelCard, info: dict[str, Any], out: str | Path,
+                   prefixes: list[str] | None = None) -> Path:
+    """Write the base file with the adapted head(s) and the personal card (atomically).
+
+    ``prefixes``: :attr:`FusedExtractor.prefixes`, one per member when ``head`` has a member axis.
+    """
+    prefixes = prefixes or [""]
+    for k, prefix in enumerate(prefixes):
+        heads, bias = model.initializer(prefix + HEADS), model.initializer(prefix + BIAS)
+        heads[:VA_ROWS] = head.w if head.w.ndim == 2 else head.w[k]
+        bias[:VA_ROWS] = head.b if head.b.ndim == 1 else head.b[k]
+        model.set_initializer(prefix + HEADS, heads)
+        model.set_initializer(prefix + BIAS, bias)
     props = {k: v for k, v in model.metadata().items() if not k.startswith("emotrack.")}
     props.update(card.to_properties())
     props[PERSONAL_KEY] = json.dumps(info)
@@ -162,7 +179,9 @@ def personalize(audio: str | Path, labels: str | Path, model: str | os.PathLike[
                        "sha256": sha256_file(runner.path)},
         "song_sha256": sha256_file(audio),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "adapted": f"{HEADS}[:2], {BIAS}[:2] (valence and arousal output layer)",
+        "adapted": (f"{HEADS}[:2], {BIAS}[:2] (valence and arousal output layer)" if len(extractor.prefixes) == 1
+                    else f"{HEADS}[:2], {BIAS}[:2] of each of the {len(extractor.prefixes)} ensemble members "
+                    "(valence and arousal output layers), fitted together on their mean"),
         "steps": int(steps), "learning_rate": float(lr), "l2_to_base": float(l2),
         "optimizer": "full-batch gradient descent on MSE + (1 - CCC) per axis",
         "annotation": {"labels": len(curve.times), "span_s": [round(float(curve.times[0]), 3),
@@ -183,7 +202,7 @@ def personalize(audio: str | Path, labels: str | Path, model: str | os.PathLike[
     )
     if out is None:
         out = user_models_dir() / f"{base_name}-personal-{info['song_sha256'][:8]}.onnx"
-    path = write_personal(extractor.model, head, card, info, out)
+    path = write_personal(extractor.model, head, card, info, out, extractor.prefixes)
     return PersonalResult(path, card, info, time.perf_counter() - t0, loss)
 
 

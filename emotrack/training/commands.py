@@ -53,7 +53,7 @@ from emotrack.training.evaluate import evaluate_predictions, stream_predictions,
 from emotrack.training.features import FeatureCache
 from emotrack.training.objectives import describe as describe_objective
 from emotrack.training.objectives import model_frontend
-from emotrack.training.trainer import Example, TrainConfig, train
+from emotrack.training.trainer import Example, TrainConfig, TrainResult, train
 
 __all__ = [
     "TRAINABLE",
@@ -556,6 +556,60 @@ def _protocol(name: str, k: int, only_emopia: bool) -> str:
     return f"{k}-fold {GROUP_TEXT[name]}-grouped stratified CV; pooled = every clip once, from its test fold"
 
 
+def _fit(
+    opts: argparse.Namespace, tag: str, train_part: list[Example], val_part: list[Example], cfg: TrainConfig,
+    card: ModelCard, out: Path,
+) -> tuple[TrainResult, list[dict[str, Any]]]:
+    """Train ``tag`` (``fold<i>`` or ``final``), or with ``--ensemble`` combine the runs' ``<tag>_best.pt``.
+
+    Returns the result and, for an ensemble, one summary per member (empty for a trained model).
+    """
+    if not getattr(opts, "ensemble", None):
+        result = train(train_part, val_part, cfg, card, checkpoint=out / f"{tag}.pt", resume=bool(opts.resume),
+                       progress=not opts.quiet)
+        return result, []
+    from emotrack.training.ensemble import combine_checkpoints
+
+    paths = []
+    for run in map(Path, opts.ensemble):
+        if run.is_dir():
+            paths.append(run / f"{tag}_best.pt")
+        elif tag == "final":
+            paths.append(run)
+        else:
+            raise ConfigError(f"--ensemble {run}: a checkpoint file can only be a final model's (use --folds 0)")
+    model, member_card, members = combine_checkpoints(paths)
+    merged = copy.deepcopy(card)
+    merged.normalization, merged.architecture = member_card.normalization, member_card.architecture
+    merged.training = {**merged.training, "ensemble": members}
+    return TrainResult(model, merged, history=[], best_epoch=-1, seconds=0.0), members
+
+
+def _save(path: Path, cfg: TrainConfig, result: TrainResult, members: list, card: ModelCard | None = None) -> None:
+    """``save_checkpoint`` of a trained model or of an ensemble (saved as zoo model ``ensemble``)."""
+    card = card or result.card
+    if not members:
+        save_checkpoint(path, cfg.model, cfg.model_kwargs, result.model, card)
+        return
+    save_checkpoint(path, "ensemble", result.model.init_kwargs(), result.model, card)
+
+
+def _check_ensemble_splits(opts: argparse.Namespace, out: Path) -> None:
+    """Every ``--ensemble`` run was split like this one (same outer test parts and held-out clips)."""
+    mine = json.loads((out / "splits.json").read_text())
+    for run in opts.ensemble:
+        if not Path(run).is_dir():
+            continue  # a final checkpoint file (the --folds 0 form): its card records its own command
+        try:
+            theirs = json.loads((Path(run) / "splits.json").read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"--ensemble {run}: cannot read its splits.json ({exc})") from None
+        if [f["test"] for f in mine.get("folds", [])] != [f["test"] for f in theirs.get("folds", [])][: len(
+                mine.get("folds", []))] or (
+                "final" in mine and mine["final"]["excluded"] != theirs.get("final", {}).get("excluded")):
+            raise ConfigError(f"--ensemble {run} was split differently (other --seed, --datasets or --limit)")
+
+
 def run_cv(
     clips: Sequence[Clip],
     examples: Sequence[Example],
@@ -582,12 +636,10 @@ def run_cv(
     for i, part in enumerate(plan):
         tr, va, te = part["train"], part["val"], part["test"]
         _log(opts, f"fold {i + 1}/{len(plan)}: train {len(tr)}, val {len(va)}, test {len(te)}")
-        result = train(
-            [examples[j] for j in tr] + list(extra_train), [examples[j] for j in va], cfg, card,
-            checkpoint=out / f"fold{i}.pt", resume=bool(opts.resume), progress=not opts.quiet,
-        )
+        result, members = _fit(opts, f"fold{i}", [examples[j] for j in tr] + list(extra_train),
+                               [examples[j] for j in va], cfg, card, out)
         # The fold's selected weights as a plain checkpoint, for later streamed checks (bench/response.py).
-        save_checkpoint(out / f"fold{i}_best.pt", cfg.model, cfg.model_kwargs, result.model, result.card)
+        _save(out / f"fold{i}_best.pt", cfg, result, members)
         test = [examples[j] for j in te]
         preds = stream_predictions(torch_predictor(result.model), Normalizer.from_dict(result.card.normalization), test)
         row: dict[str, Any] = {
@@ -596,6 +648,8 @@ def run_cv(
             "best_epoch": result.best_epoch + 1, "epochs_run": len(result.history),
             "train_seconds": round(result.seconds, 1),
         }
+        if members:
+            row["members"] = members
         for name, (ex, pr) in _by_dataset(clips, te, test, preds).items():
             by_ds[name].append((i, ex, pr))
         if by_ds.get("4q") and by_ds["4q"][-1][0] == i:
@@ -724,6 +778,8 @@ def train_main(args: argparse.Namespace) -> dict[str, Any]:
     if int(opts.folds or 0) > 1:
         plan = cv_splits(clips, int(opts.folds), int(opts.seed), cfg.seed)
     _write_splits(out / "splits.json", clips, plan, final)
+    if getattr(opts, "ensemble", None):
+        _check_ensemble_splits(opts, out)
     if plan is not None:
         cv = run_cv(clips, examples, opts, cfg, card, out, plan, extra_train=extra)
         cv.update(model=opts.model, config=asdict(cfg), machine=_machine(), command=_command(opts),
@@ -741,10 +797,8 @@ def train_main(args: argparse.Namespace) -> dict[str, Any]:
     if final is not None:
         _log(opts, f"final: train {len(final['train'])}, val {len(final['val'])}, "
              f"held out (EMOPIA val) {len(final['excluded'])}")
-        result = train(
-            [examples[j] for j in final["train"]] + extra, [examples[j] for j in final["val"]], cfg, card,
-            checkpoint=out / "final.pt", resume=bool(opts.resume), progress=not opts.quiet,
-        )
+        result, members = _fit(opts, "final", [examples[j] for j in final["train"]] + extra,
+                               [examples[j] for j in final["val"]], cfg, card, out)
         final_card = copy.deepcopy(result.card)
         final_card.training = {
             **_training_text(opts, clips, np.concatenate([final["train"], final["val"]]), cfg),
@@ -758,11 +812,17 @@ def train_main(args: argparse.Namespace) -> dict[str, Any]:
             "date": date.today().isoformat(),
             **describe_objective(opts.model),
         }
+        if members:
+            final_card.training["ensemble"] = (f"mean of the outputs of {len(members)} models trained by this "
+                                               "recipe with different seeds (hparams seed)")
+            final_card.training["members"] = members
+            final_card.training.pop("epochs")
+            final_card.training.pop("best_epoch")
         if cv is not None:
             final_card.metrics = _card_metrics(cv)
-        save_checkpoint(out / "final_best.pt", cfg.model, cfg.model_kwargs, result.model, final_card)
-        summary["final"] = {"best_epoch": result.best_epoch + 1, "seconds": round(result.seconds, 1),
-                            "checkpoint": str(out / "final_best.pt")}
+        _save(out / "final_best.pt", cfg, result, members, final_card)
+        summary["final"] = {**({"members": members} if members else {"best_epoch": result.best_epoch + 1}),
+                            "seconds": round(result.seconds, 1), "checkpoint": str(out / "final_best.pt")}
         if opts.export:
             from emotrack.export.onnx import export_onnx
 

@@ -270,6 +270,11 @@ def meta_train_main(args) -> dict:
 
     torch.set_num_threads(max(1, int(args.threads)))
     model, card, payload = load_checkpoint(args.checkpoint)
+    if payload["model"] == "ensemble":
+        from emotrack.errors import ConfigError
+
+        raise ConfigError(f"{args.checkpoint} is a seed ensemble; meta-training starts from one trained model "
+                          "(a member's final_best.pt)")
     ids = None
     if args.splits is not None:
         fold = json.loads(Path(args.splits).read_text())["folds"][args.fold]
