@@ -355,10 +355,8 @@ examples:
     "train": (None, """\
 examples:
   emotrack train mca --data-root DATA --datasets 4q --frontend logmel_tonal --out runs/mca
-  emotrack train mca --data-root DATA --datasets 4q vgmidi emopia --device cuda --out runs/multi
-  emotrack train dsaml --data-root DATA --folds 0 --epochs 10 --export dsaml.onnx
-  emotrack train mca --hparams '{"seed": 1}' --out runs/seed1    # the same recipe again, another seed
-  emotrack train mca --ensemble runs runs/seed1 --out runs/ensemble --export ensemble.onnx"""),
+  emotrack train mca --data-root DATA --datasets 4q --hparams '{"seed": 1}' --out runs/mca-s1   # another seed
+  emotrack train mca --data-root DATA --datasets 4q --ensemble runs/mca runs/mca-s1 -o runs/ens --export ens.onnx"""),
     "evaluate": (None, """\
 examples:
   emotrack evaluate mca --data-root DATA --datasets 4q
