@@ -70,7 +70,8 @@ class FusedExtractor:
         if not fused_of:
             raise ModelError(f"{path}: no MCA fusion head ({HEADS}) found; only MCA-family models can be personalised")
         self.prefixes = sorted(name.removesuffix(HEADS) for name in fused_of)
-        """``""`` for one model, ``members.<k>.`` per member of an ensemble (in member order)."""
+        """``""`` for one model, ``members.<k>.`` per member of an ensemble (sorted by name: the member axis of
+        :attr:`base`, of the fused vectors and of the heads :func:`write_personal` writes follows this list)."""
         self.fused_names = [fused_of[prefix + HEADS] for prefix in self.prefixes]
         w = [self.model.initializer(prefix + HEADS)[:VA_ROWS].astype(np.float64) for prefix in self.prefixes]
         b = [self.model.initializer(prefix + BIAS)[:VA_ROWS].astype(np.float64) for prefix in self.prefixes]

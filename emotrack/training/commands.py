@@ -581,17 +581,20 @@ def _fit(
     model, member_card, members = combine_checkpoints(paths)
     merged = copy.deepcopy(card)
     merged.normalization, merged.architecture = member_card.normalization, member_card.architecture
-    merged.training = {**merged.training, "ensemble": members}
+    merged.training = {**merged.training, **_ensemble_text(members)}
     return TrainResult(model, merged, history=[], best_epoch=-1, seconds=0.0), members
+
+
+def _ensemble_text(members: list[dict[str, Any]]) -> dict[str, Any]:
+    """The ``training`` entries of an ensemble's card (fold and final alike)."""
+    return {"ensemble": f"mean of the outputs of {len(members)} models trained by this recipe with different "
+                        "seeds (hparams seed)", "members": members}
 
 
 def _save(path: Path, cfg: TrainConfig, result: TrainResult, members: list, card: ModelCard | None = None) -> None:
     """``save_checkpoint`` of a trained model or of an ensemble (saved as zoo model ``ensemble``)."""
-    card = card or result.card
-    if not members:
-        save_checkpoint(path, cfg.model, cfg.model_kwargs, result.model, card)
-        return
-    save_checkpoint(path, "ensemble", result.model.init_kwargs(), result.model, card)
+    name, kwargs = ("ensemble", result.model.init_kwargs()) if members else (cfg.model, cfg.model_kwargs)
+    save_checkpoint(path, name, kwargs, result.model, card or result.card)
 
 
 def _check_ensemble_splits(opts: argparse.Namespace, out: Path) -> None:
@@ -604,9 +607,10 @@ def _check_ensemble_splits(opts: argparse.Namespace, out: Path) -> None:
             theirs = json.loads((Path(run) / "splits.json").read_text())
         except (OSError, json.JSONDecodeError) as exc:
             raise ConfigError(f"--ensemble {run}: cannot read its splits.json ({exc})") from None
-        if [f["test"] for f in mine.get("folds", [])] != [f["test"] for f in theirs.get("folds", [])][: len(
-                mine.get("folds", []))] or (
-                "final" in mine and mine["final"]["excluded"] != theirs.get("final", {}).get("excluded")):
+        same_folds = "folds" not in mine or [f["test"] for f in mine["folds"]] == [
+            f["test"] for f in theirs.get("folds", [])]
+        same_final = "final" not in mine or mine["final"]["excluded"] == theirs.get("final", {}).get("excluded")
+        if not (same_folds and same_final):
             raise ConfigError(f"--ensemble {run} was split differently (other --seed, --datasets or --limit)")
 
 
@@ -813,9 +817,7 @@ def train_main(args: argparse.Namespace) -> dict[str, Any]:
             **describe_objective(opts.model),
         }
         if members:
-            final_card.training["ensemble"] = (f"mean of the outputs of {len(members)} models trained by this "
-                                               "recipe with different seeds (hparams seed)")
-            final_card.training["members"] = members
+            final_card.training.update(_ensemble_text(members))
             final_card.training.pop("epochs")
             final_card.training.pop("best_epoch")
         if cv is not None:
