@@ -6,6 +6,7 @@ import numpy as np
 
 from bench.accuracy.vgmidi_agreement import agreement, main
 
+
 def test_raters_who_hear_the_same_curve_agree_fully() -> None:
     curve = np.sin(np.linspace(0, 6, 80))
     raters = [curve + 0.01 * k for k in range(10)]  # offsets only: PCC ignores them, CCC does not
