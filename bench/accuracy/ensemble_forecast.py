@@ -29,10 +29,9 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-from sklearn.metrics import f1_score
 
 from bench.common import save
-from emotrack.training.metrics import quadrant_of
+from emotrack.training.metrics import classification_metrics, quadrant_of
 
 QUADRANT_SETS = ("4q", "emopia")
 
@@ -59,7 +58,7 @@ def fold_scores(members: list[dict[tuple[str, int, str], dict]]) -> dict[str, li
     out: dict[str, list[float]] = defaultdict(list)
     for (dataset, _), pairs in sorted(by_fold.items()):
         truth, pred = zip(*pairs, strict=True)
-        out[dataset].append(float(f1_score(truth, pred, labels=[1, 2, 3, 4], average="weighted", zero_division=0)))
+        out[dataset].append(classification_metrics(truth, pred)["weighted_f1"])
     return dict(out)
 
 

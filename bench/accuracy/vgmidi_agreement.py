@@ -31,14 +31,16 @@ from emotrack.training.metrics import ccc, pcc
 DIMENSIONS = ("valence", "arousal")
 
 
+def half_means(r: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """The mean series of a random half of the raters ``r`` (``[raters, T]``) and of the other half."""
+    order = rng.permutation(len(r))
+    return r[order[: len(r) // 2]].mean(0), r[order[len(r) // 2 :]].mean(0)
+
+
 def agreement(series: list[np.ndarray], splits: int, rng: np.random.Generator) -> dict[str, float]:
     """Per-piece agreement of one dimension: ``series`` holds each rater's ``[T]`` series of one piece."""
     r = np.stack(series).astype(np.float64)
-    halves = []
-    for _ in range(splits):
-        order = rng.permutation(len(r))
-        halves.append(pcc(r[order[: len(r) // 2]].mean(0), r[order[len(r) // 2 :]].mean(0)))
-    half = float(np.mean(halves))
+    half = float(np.mean([pcc(*half_means(r, rng)) for _ in range(splits)]))
     rest = [np.delete(r, i, axis=0).mean(0) for i in range(len(r))]
     reliability = 2 * half / (1 + half) if half > 0 else 0.0
     return {
@@ -52,12 +54,7 @@ def agreement(series: list[np.ndarray], splits: int, rng: np.random.Generator) -
 
 def pooled_half_ccc(pieces: list[list[np.ndarray]], rng: np.random.Generator) -> float:
     """CCC of two half-panel means over all pieces' hops pooled (the scale of the models' global CCC)."""
-    a, b = [], []
-    for series in pieces:
-        r = np.stack(series).astype(np.float64)
-        order = rng.permutation(len(r))
-        a.append(r[order[: len(r) // 2]].mean(0))
-        b.append(r[order[len(r) // 2 :]].mean(0))
+    a, b = zip(*(half_means(np.stack(series).astype(np.float64), rng) for series in pieces), strict=True)
     return ccc(np.concatenate(a), np.concatenate(b))
 
 
@@ -70,24 +67,24 @@ def main(argv: list[str] | None = None) -> int:
     if not (Path(args.data_root) / "vgmidi").is_dir():
         print(f"error: no vgmidi/ under {args.data_root}", file=sys.stderr)
         return 2
-    clips = load_vgmidi(args.data_root, None, progress=False)
+    panels = [c.annotators for c in load_vgmidi(args.data_root, None, progress=False) if len(c.annotators) >= 2]
     rng = np.random.default_rng(args.seed)
     out: dict[str, dict[str, float]] = {}
     for d, dim in enumerate(DIMENSIONS):
-        pieces = [[s[d] for s in c.annotators] for c in clips if len(c.annotators) >= 2]
+        pieces = [[s[d] for s in panel] for panel in panels]
         rows = [agreement(p, args.splits, rng) for p in pieces]
         out[dim] = {k: round(float(np.mean([row[k] for row in rows])), 4) for k in rows[0]}
         out[dim]["piece_means_std"] = round(float(np.std([np.stack(p).mean() for p in pieces])), 4)
         out[dim]["half_vs_half_global_ccc"] = round(float(np.mean([pooled_half_ccc(pieces, rng) for _ in range(5)])), 4)
-    n_raters = [len(c.annotators) for c in clips if len(c.annotators) >= 2]
-    payload = {"pieces": len(n_raters), "raters_median": float(np.median(n_raters)), "splits": args.splits,
-               "agreement": out}
+    payload = {"pieces": len(panels), "raters_median": float(np.median([len(p) for p in panels])),
+               "splits": args.splits, "agreement": out}
     path = save("vgmidi_agreement", payload)
     path.with_suffix(".md").write_text(markdown(json.loads(path.read_text())))
     return 0
 
 
 def markdown(payload: dict) -> str:
+    """The agreement table, valence and arousal side by side."""
     a = payload["agreement"]
     rows = [
         ("half vs half (per-piece PCC)", "half_vs_half_pcc"),
