@@ -8,6 +8,8 @@ The CLI only parses options and reports errors; the work is done by the library.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib
 import json
 import os
 import shlex
@@ -15,7 +17,7 @@ import signal
 import sys
 import threading
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -698,6 +700,28 @@ def _terminated(signum: int, frame: object) -> None:
     raise Terminated(signum)
 
 
+NATIVE_MODULES = ("soundfile", "soxr", "onnxruntime")
+"""C extensions that `run` and `analyze` import first, with the stop signals held (:func:`_signals_held`)."""
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM/SIGHUP for the block; one that arrived meanwhile is handled as it ends.
+
+    A C++ extension runs Python code while it initialises (soxr's nanobind builds enums); an exception that a
+    signal handler raises there cannot unwind through C++ and aborts the process (SIGABRT, no clean exit).
+    """
+    held = {s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None}
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     # Until `run` installs its own handlers, SIGTERM/SIGHUP end the process like Ctrl-C, not with a signal death:
     # a service manager that stops emotrack during start-up sees a clean exit.
@@ -711,6 +735,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        if args.command in ("run", "analyze"):
+            with _signals_held():
+                for name in NATIVE_MODULES:
+                    importlib.import_module(name)
         if args.command == "run":
             args.config_smoothing_params = {}
             if args.config is not None:
@@ -774,8 +802,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except ImportError as exc:
-        # A signal during the import of a C extension (onnxruntime) surfaces as "ImportError: initialization
-        # failed" caused by the KeyboardInterrupt: it is still that interrupt, not a broken installation.
+        # A signal during the import of a C extension (onnxruntime, in commands that do not hold signals for it)
+        # surfaces as "ImportError: initialization failed" caused by the KeyboardInterrupt: it is still that
+        # interrupt, not a broken installation.
         if isinstance(exc.__cause__, Terminated):
             return 0 if args.command == "run" else 143
         if isinstance(exc.__cause__, KeyboardInterrupt):
