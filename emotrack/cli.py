@@ -8,7 +8,6 @@ The CLI only parses options and reports errors; the work is done by the library.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib
 import json
 import os
@@ -17,13 +16,14 @@ import signal
 import sys
 import threading
 import tomllib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from emotrack import __version__
 from emotrack.errors import ConfigError, EmotrackError
 from emotrack.realtime.smoothing import DEFAULT_SMOOTHING, parse_param
+from emotrack.stopsignals import STOP_SIGNALS, held
 
 SMOOTHING_NAMES = ("ema", "one-euro", "triangle", "none")
 
@@ -700,45 +700,35 @@ def _terminated(signum: int, frame: object) -> None:
     raise Terminated(signum)
 
 
-NATIVE_MODULES = ("soundfile", "soxr", "onnxruntime")
-"""C extensions that `run` and `analyze` import first, with the stop signals held (:func:`_signals_held`)."""
-
-
-@contextlib.contextmanager
-def _signals_held() -> Iterator[None]:
-    """Hold SIGINT/SIGTERM/SIGHUP for the block; one that arrived meanwhile is handled as it ends.
-
-    A C++ extension runs Python code while it initialises (soxr's nanobind builds enums); an exception that a
-    signal handler raises there cannot unwind through C++ and aborts the process (SIGABRT, no clean exit).
-    """
-    held = {s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None}
-    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+HELD_IMPORTS = {
+    "run": ("soundfile", "soxr", "onnxruntime", "numpy.fft", "emotrack.options", "emotrack.realtime.live",
+            "emotrack.realtime.midi"),
+    "analyze": ("soundfile", "soxr", "onnxruntime", "numpy.fft", "emotrack.analyze", "emotrack.batch",
+                "emotrack.inference", "emotrack.options", "emotrack.realtime.smoothing"),
+}
+"""What `run` and `analyze` import before they start, with the stop signals held (:mod:`emotrack.stopsignals`):
+everything up to `run`'s own handlers, numpy's lazily loaded fft included (``tests/test_signals.py`` checks that
+nothing is imported after the hold)."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     # Until `run` installs its own handlers, SIGTERM/SIGHUP end the process like Ctrl-C, not with a signal death:
     # a service manager that stops emotrack during start-up sees a clean exit.
-    for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
-        if sig is not None and threading.current_thread() is threading.main_thread():
+    for sig in STOP_SIGNALS:
+        if sig != signal.SIGINT and threading.current_thread() is threading.main_thread():
             signal.signal(sig, _terminated)
-    parser = build_parser()
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return 2
+    command = None
     try:
-        if args.command in ("run", "analyze"):
-            with _signals_held():
-                for name in NATIVE_MODULES:
-                    importlib.import_module(name)
+        with held():  # a signal now is handled as the hold ends, outside any C extension's initialisation
+            parser = build_parser()
+            argv = list(sys.argv[1:] if argv is None else argv)
+            args = parser.parse_args(argv)
+            command = args.command
+            for name in HELD_IMPORTS.get(command, ()):
+                importlib.import_module(name)
+        if command is None:
+            parser.print_help()
+            return 2
         if args.command == "run":
             args.config_smoothing_params = {}
             if args.config is not None:
@@ -798,7 +788,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"emotrack: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except Terminated:
-        return 0 if args.command == "run" else 143  # a stopped service is fine; a cut-short analysis is not
+        return 0 if command == "run" else 143  # a stopped service is fine; a cut-short analysis is not
     except KeyboardInterrupt:
         return 130
     except ImportError as exc:
@@ -806,7 +796,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # surfaces as "ImportError: initialization failed" caused by the KeyboardInterrupt: it is still that
         # interrupt, not a broken installation.
         if isinstance(exc.__cause__, Terminated):
-            return 0 if args.command == "run" else 143
+            return 0 if command == "run" else 143
         if isinstance(exc.__cause__, KeyboardInterrupt):
             return 130
         raise

@@ -198,7 +198,8 @@ def test_dashboard_token_and_session(tmp_path):
     try:
         with Browser() as browser:
             page = browser.new_page(url + "?token=s3cret-token")
-            snap = wait_snapshot(page, lambda s: s["state"] == "live" and s["hops"] >= 2, "live with the token", 30)
+            # Status "live" alone (no "waiting for audio"): a live hop is shown, not only the history sent on connect.
+            snap = wait_snapshot(page, lambda s: s["status"] == "live" and s["hops"] >= 2, "live with the token", 30)
             assert snap["quadrant"] in set(QUADRANT_NAMES.values()), snap
             assert page.evaluate("document.getElementById('session').textContent").startswith("#"), snap
 

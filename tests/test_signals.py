@@ -165,11 +165,11 @@ def test_sigkill_at_a_random_moment_leaves_whole_lines_and_loses_at_most_a_secon
 
 HELD_IMPORT = """
 import os, signal, sys
-from emotrack import cli
+from emotrack import cli, stopsignals
 
 signal.signal(signal.SIGTERM, cli._terminated)
 try:
-    with cli._signals_held():
+    with stopsignals.held():
         os.kill(os.getpid(), signal.SIGTERM)  # pending until the block ends
         import soxr  # a nanobind extension: a handler raising inside its init would abort the process
 except cli.Terminated:
@@ -179,12 +179,53 @@ except cli.Terminated:
 
 
 def test_a_stop_signal_during_a_native_import_waits_for_the_import():
-    """A real SIGTERM sent while `run`/`analyze` import their C extensions ends the process after them, cleanly.
+    """A real SIGTERM sent while the stop signals are held ends the process after the import, cleanly.
 
-    Without the hold, the handler's exception lands inside soxr's C++ initialisation: SIGABRT (exit -6), as
+    Without the hold, the handler's exception can land inside soxr's C++ initialisation: SIGABRT (exit -6), as
     seen in the random-moment test above (SIGTERM at 0.353 s, seed 15).
     """
     proc = subprocess.run([sys.executable, "-c", HELD_IMPORT], cwd=REPO, capture_output=True, text=True, timeout=60,
                           env={**os.environ, "PYTHONPATH": str(REPO)})
     assert proc.returncode == 143, proc.stderr
     assert proc.stdout.strip() == "True", proc.stdout + proc.stderr
+
+
+IMPORTED_AFTER_THE_HOLD = """
+import asyncio, contextlib, json, sys
+from emotrack import cli, stopsignals
+
+seen = set()
+
+
+@contextlib.contextmanager
+def noting_held():
+    with stopsignals.held():
+        yield
+    seen.update(sys.modules)
+
+
+def handlers_installed(coro, **kwargs):  # asyncio.run: from here on `run` handles the stop signals itself
+    coro.close()
+    print(json.dumps(sorted(set(sys.modules) - seen)))
+    raise SystemExit(0)
+
+
+cli.held = noting_held
+asyncio.run = handlers_installed
+cli.main(sys.argv[1:])
+"""
+
+
+def test_run_imports_nothing_between_the_hold_and_its_own_handlers(example_audio, tmp_path):
+    """Every module `run` loads before its handlers exist is loaded with the stop signals held.
+
+    A module imported later (a lazy import added to ``run_live``, say) is a window in which a signal's exception
+    can land inside a C extension's initialisation again: in CI, SIGINT during asyncio's ``import ssl`` came out
+    as "TypeError: expected a message argument" and exit 1. Such a module belongs in ``cli.HELD_IMPORTS``.
+    """
+    args = ["run", "--file", str(example_audio), "--csv", str(tmp_path / "run.csv"), "--no-osc", "--ws-port", "0",
+            "--quiet"]
+    proc = subprocess.run([sys.executable, "-c", IMPORTED_AFTER_THE_HOLD, *args], cwd=REPO, capture_output=True,
+                          text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == [], f"imported after the hold, before run's handlers: {proc.stdout}"

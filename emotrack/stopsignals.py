@@ -1,0 +1,35 @@
+"""The stop signals (SIGINT, SIGTERM, SIGHUP) held while emotrack starts up.
+
+Start-up imports C extensions (numpy, ``_ssl`` via asyncio, soxr, onnxruntime), and some of them run Python code
+while they initialise. A signal handler's exception raised there does not surface as a stop: it aborts the
+process (soxr's C++ initialisation: SIGABRT) or comes out as an unrelated error (``_ssl``: "TypeError: expected a
+message argument"). Held, a signal waits in the kernel and is handled the moment the block ends, at a point where
+its exception unwinds cleanly. Kept free of heavy imports: the entry point uses it before anything else loads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+
+STOP_SIGNALS = tuple(s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None)
+"""The signals that end a run cleanly once its handlers exist."""
+
+
+@contextlib.contextmanager
+def held() -> Iterator[None]:
+    """Hold the stop signals for the block; one that arrived meanwhile is handled as the block ends.
+
+    Nests (the outer block's mask is restored), and does nothing off the main thread or where the platform has
+    no ``pthread_sigmask`` (Windows), where signals reach the main thread's handlers only anyway.
+    """
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)  # CPython runs the pending handlers right here
