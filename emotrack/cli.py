@@ -703,12 +703,12 @@ def _terminated(signum: int, frame: object) -> None:
 HELD_IMPORTS = {
     "run": ("soundfile", "soxr", "onnxruntime", "numpy.fft", "emotrack.options", "emotrack.realtime.live",
             "emotrack.realtime.midi"),
-    "analyze": ("soundfile", "soxr", "onnxruntime", "numpy.fft", "emotrack.analyze", "emotrack.batch",
-                "emotrack.inference", "emotrack.options", "emotrack.realtime.smoothing"),
+    "analyze": ("soundfile", "soxr", "onnxruntime", "numpy.fft", "multiprocessing.synchronize", "emotrack.analyze",
+                "emotrack.batch", "emotrack.inference", "emotrack.options", "emotrack.realtime.smoothing"),
 }
 """What `run` and `analyze` import before they start, with the stop signals held (:mod:`emotrack.stopsignals`):
-everything up to `run`'s own handlers, numpy's lazily loaded fft included (``tests/test_signals.py`` checks that
-nothing is imported after the hold)."""
+everything up to `run`'s own handlers and all that `analyze` loads, numpy's lazy fft included
+(``tests/test_signals.py`` checks that nothing is imported after the hold)."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:

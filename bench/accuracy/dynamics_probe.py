@@ -11,7 +11,8 @@ within-piece information to the front end's own features:
   probe that chose ``musicnn_tonal`` (``bench/findings.md``);
 * ``+ relative level``: plus :func:`relative_levels` (gain-free);
 * ``relative level`` alone, and the absolute 3 s level (``zoo_bench``'s loudness baseline, not gain-free) for
-  reference.
+  reference;
+* the front end over other context lengths (0.5, 3 and 20 s), since a 10 s mean could blur what changes.
 
 Scores: per-piece PCC and global CCC on arousal and valence, over the test folds. A probe, not a shipped file: the
 rows say whether a front-end change is worth a full CV of the recipe (about 2 h on 2 cores).
@@ -44,6 +45,8 @@ RUNNING_HOPS = 60
 """The slow running level: the newest 30 s (fewer at a piece's start)."""
 CONTEXT_HOPS = 20
 """Causal mean of the front-end frames: the newest 10 s, the default's longest window."""
+CONTEXT_SWEEP = (1, 6, 40)
+"""Other causal means, in hops (0.5, 3 and 20 s): does a shorter or longer context follow a piece better?"""
 
 
 def causal_mean(x: np.ndarray, hops: int) -> np.ndarray:
@@ -129,12 +132,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     cache = FeatureCache(args.cache, card.frontend["name"], card.frontend["params"])
     cache.build([c.audio_path for c in clips], workers=args.workers)
 
-    labels, frontend, relative, absolute = [], [], [], []
+    labels, raw, frontend, relative, absolute = [], [], [], [], []
     for c in clips:
         frames = cache.load(c.audio_path).reshape(-1, int(np.prod(cache.frame_shape)))
         power = hop_power_db(c.audio_path)
         n = min(len(frames), len(power), c.n_labels)
         labels.append(np.stack([c.valence[:n], c.arousal[:n]], axis=1))
+        raw.append(frames[:n])
         frontend.append(causal_mean(frames[:n], CONTEXT_HOPS))
         relative.append(relative_levels(power[:n]))
         level = 10 * np.log10(causal_mean(10 ** (power[:n, None] / 10), LOUDNESS_WINDOW_HOPS) + 1e-10)
@@ -147,6 +151,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         "absolute 3 s level alone (not gain-free)": absolute,
         "frontend + absolute 3 s level (not gain-free)": [np.hstack(p) for p in zip(frontend, absolute, strict=True)],
     }
+    for hops in CONTEXT_SWEEP:
+        sets[f"frontend ({hops / 2:g} s mean)"] = [causal_mean(f, hops) for f in raw]
     rows = {name: probe(x, labels, folds, args.alpha) for name, x in sets.items()}
     result = {
         "command": command_line() if argv is None else shlex.join(["python", "-m", __spec__.name, *argv]),
