@@ -705,10 +705,19 @@ HELD_IMPORTS = {
             "emotrack.realtime.midi"),
     "analyze": ("soundfile", "soxr", "onnxruntime", "numpy.fft", "multiprocessing.synchronize", "emotrack.analyze",
                 "emotrack.batch", "emotrack.inference", "emotrack.options", "emotrack.realtime.smoothing"),
+    "sessions": ("emotrack.session.commands",),
+    "report": ("emotrack.session.commands",),
+    "personalize": ("emotrack.personal.commands",),
+    "annotate": ("emotrack.personal.commands",),
 }
-"""What `run` and `analyze` import before they start, with the stop signals held (:mod:`emotrack.stopsignals`):
-everything up to `run`'s own handlers and all that `analyze` loads, numpy's lazy fft included
-(``tests/test_signals.py`` checks that nothing is imported after the hold)."""
+"""What a command imports before it starts, with the stop signals held (:mod:`emotrack.stopsignals`): for `run`,
+everything up to its own handlers; for `analyze`, all it loads, numpy's lazy fft included (``tests/test_signals.py``
+checks that nothing is imported after the hold); for the others, their command module. `train` and friends import
+torch unheld: a signal there is told apart in :func:`main`."""
+
+HELD_COMMANDS = ("models", "devices")
+"""Commands that run entirely with the stop signals held: they take well under a second, and Ctrl-C is handled as
+they end (exit 130) rather than inside one of the C extensions they load (onnxruntime, PortAudio)."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -741,10 +750,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_run(args)
         if args.command == "analyze":
             return _cmd_analyze(args)
-        if args.command == "devices":
-            return _cmd_devices(args)
-        if args.command == "models":
-            return _cmd_models(args)
+        if args.command in HELD_COMMANDS:
+            with held():
+                return _cmd_devices(args) if args.command == "devices" else _cmd_models(args)
         if args.command == "sessions":
             from emotrack.session.commands import sessions_main
 

@@ -239,3 +239,28 @@ def test_nothing_is_imported_after_the_hold(command, example_audio, tmp_path):
                           text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout.splitlines()[0]) == [], f"imported after the hold: {proc.stdout}"
+
+
+SIGINT_DURING_MODELS = """
+import os, signal, sys
+from emotrack import cli
+
+listing = cli._cmd_models
+
+
+def interrupted_listing(args):
+    os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C as the command starts, before onnxruntime and rich load
+    return listing(args)
+
+
+cli._cmd_models = interrupted_listing
+sys.exit(cli.main(["models"]))
+"""
+
+
+def test_ctrl_c_during_a_short_command_is_handled_as_it_ends():
+    """`models` and `devices` run with the stop signals held: Ctrl-C during them waits for the output, then 130."""
+    proc = subprocess.run([sys.executable, "-c", SIGINT_DURING_MODELS], cwd=REPO, capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "PYTHONPATH": str(REPO)}, preexec_fn=default_sigint)
+    assert proc.returncode == 130, proc.stderr
+    assert "mca-musicnn" in proc.stdout and "Traceback" not in proc.stderr, proc.stdout + proc.stderr
