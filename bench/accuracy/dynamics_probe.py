@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.accuracy.zoo_bench import LOUDNESS_WINDOW_HOPS, rms_db
+from bench.accuracy.zoo_bench import LOUDNESS_WINDOW_HOPS, wav_levels
 from bench.common import command_line, machine
 from emotrack.training.metrics import regression_metrics
 
@@ -74,18 +74,6 @@ def relative_levels(hop_power_db: np.ndarray, windows: Sequence[int] = RELATIVE_
     db = np.asarray(hop_power_db, np.float64)[:, None]
     spread = np.sqrt(np.maximum(causal_mean(db**2, running) - causal_mean(db, running) ** 2, 0.0))[:, 0]
     return np.stack([*cols, spread], axis=1)
-
-
-def hop_power_db(path: Path, hop: int = 8000) -> np.ndarray:
-    """Each 0.5 s hop's mean power in dB, from a rendered 16 kHz mono wav."""
-    import soundfile as sf
-
-    x, sr = sf.read(str(path), dtype="float32", always_2d=True)
-    if sr != 16000:
-        raise ValueError(f"{path}: expected 16 kHz audio, got {sr}")
-    x = x.mean(axis=1)
-    n = len(x) // hop
-    return rms_db(x[: n * hop].reshape(n, hop), window=1)
 
 
 def probe(features: list[np.ndarray], labels: list[np.ndarray], folds: list[tuple[np.ndarray, np.ndarray]],
@@ -133,9 +121,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     cache.build([c.audio_path for c in clips], workers=args.workers)
 
     labels, raw, frontend, relative, absolute = [], [], [], [], []
-    for c in clips:
+    for c, power in zip(clips, wav_levels(clips, window=1), strict=True):  # each hop's own level in dB
         frames = cache.load(c.audio_path).reshape(-1, int(np.prod(cache.frame_shape)))
-        power = hop_power_db(c.audio_path)
         n = min(len(frames), len(power), c.n_labels)
         labels.append(np.stack([c.valence[:n], c.arousal[:n]], axis=1))
         raw.append(frames[:n])

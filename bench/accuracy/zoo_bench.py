@@ -49,8 +49,9 @@ def rms_db(wave_frames: np.ndarray, window: int = LOUDNESS_WINDOW_HOPS) -> np.nd
     return 10 * np.log10((csum[idx] - csum[lo]) / (idx - lo) + 1e-10)
 
 
-def wav_levels(clips: Sequence[Any], hop: int = 8000) -> list[np.ndarray]:
-    """:func:`rms_db` per hop read straight from rendered 16 kHz mono wav files (VGMIDI, EMOPIA).
+def wav_levels(clips: Sequence[Any], hop: int = 8000, window: int = LOUDNESS_WINDOW_HOPS) -> list[np.ndarray]:
+    """:func:`rms_db` per hop (over the newest ``window`` hops) read straight from rendered 16 kHz mono wav files
+    (VGMIDI, EMOPIA).
 
     Why not the "wave" feature cache: that path decodes through the runtime's 20 ms file blocks, which costs
     minutes for hours of audio; for a loudness baseline the plain samples (same hop grid) are equivalent.
@@ -64,7 +65,7 @@ def wav_levels(clips: Sequence[Any], hop: int = 8000) -> list[np.ndarray]:
             raise ValueError(f"{c.audio_path}: expected 16 kHz audio, got {sr}")
         x = x.mean(axis=1)
         n = len(x) // hop
-        out.append(rms_db(x[: n * hop].reshape(n, hop)))
+        out.append(rms_db(x[: n * hop].reshape(n, hop), window))
     return out
 
 
