@@ -115,6 +115,17 @@ def _panel_problems(screen: str, width: int) -> list[str]:
     return problems
 
 
+def _settled_capture(socket: str, width: int, tries: int = 10) -> str:
+    """A screen captured between redraws: a capture may land while tmux has read only part of a frame (a torn frame,
+    gone some milliseconds later), so a faulty screen is captured again; a half panel left behind stays faulty."""
+    for _ in range(tries):
+        screen = _tmux(socket, "capture-pane", "-p", "-J")
+        if not _panel_problems(screen, width):
+            break
+        time.sleep(0.05)
+    return screen
+
+
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed (apt-get install tmux)")
 def test_live_view_fits_60_80_160_columns_under_tmux(example_audio):
     """Three real runs side by side in detached tmux panes, screens captured with wrapped lines joined (-J); at 80
@@ -136,7 +147,7 @@ def test_live_view_fits_60_80_160_columns_under_tmux(example_audio):
         screens: dict[int, list[str]] = {w: [] for w in widths}
         for _ in range(3):
             for w, sock in sockets.items():
-                screens[w].append(_tmux(sock, "capture-pane", "-p", "-J"))
+                screens[w].append(_settled_capture(sock, w))
             time.sleep(1.3)  # two to three hops between captures
     finally:
         for sock in sockets.values():
