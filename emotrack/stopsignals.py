@@ -17,6 +17,17 @@ from collections.abc import Iterator
 STOP_SIGNALS = tuple(s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None)
 """The signals that end a run cleanly once its handlers exist."""
 
+IGNORED_ON_ENTRY = frozenset(s for s in STOP_SIGNALS if signal.getsignal(s) is signal.SIG_IGN)
+"""The stop signals this process was started ignoring, read when this module is first imported (the entry point
+imports it before anything else). ``nohup`` ignores SIGHUP, and a shell runs a background job (``cmd &`` in a
+script) ignoring SIGINT; as in POSIX shells and daemons, a signal ignored on entry stays ignored, so that
+``nohup emotrack run`` outlives the terminal it was started from."""
+
+
+def handled(*signals: signal.Signals) -> tuple[signal.Signals, ...]:
+    """Those of ``signals`` (default: :data:`STOP_SIGNALS`) that emotrack handles: all but those ignored on entry."""
+    return tuple(s for s in (signals or STOP_SIGNALS) if s not in IGNORED_ON_ENTRY)
+
 
 @contextlib.contextmanager
 def held() -> Iterator[None]:

@@ -79,11 +79,13 @@ def assert_one_line_error(result: CliResult, *fragments: str) -> None:
         assert fragment.lower() in errors[0].lower(), errors[0]
 
 
-def default_sigint() -> None:
-    """``preexec_fn`` for a child that must take Ctrl-C as one started from a terminal would: a shell script's
-    background job (``pytest ... &``) ignores SIGINT and its children inherit that, so a SIGINT test would test the
-    shell, not emotrack."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+def default_stop_signals() -> None:
+    """``preexec_fn`` for a child that must take the stop signals as one started from a terminal would: a shell
+    script's background job (``pytest ... &``) ignores SIGINT, ``nohup pytest`` ignores SIGHUP, and children inherit
+    that (emotrack keeps a signal ignored on entry ignored), so a signal test would test the shell, not emotrack."""
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_DFL)
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:

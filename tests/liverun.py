@@ -11,7 +11,7 @@ import threading
 import time
 from pathlib import Path
 
-from conftest import REPO, default_sigint, free_port
+from conftest import REPO, default_stop_signals, free_port
 
 URL_LINE = re.compile(r"emotrack: dashboard and stream at (\S+)")
 
@@ -27,7 +27,7 @@ class LiveRun:
         popen.setdefault("stdout", subprocess.DEVNULL)
         # faulthandler: a run that hangs can be made to print every thread's stack (see wait())
         popen["env"] = {**(popen.get("env") or os.environ), "PYTHONFAULTHANDLER": "1"}
-        popen.setdefault("preexec_fn", default_sigint)
+        popen.setdefault("preexec_fn", default_stop_signals)
         self.proc = subprocess.Popen(cmd, cwd=REPO, stderr=subprocess.PIPE, text=True, **popen)
         self.stderr: list[str] = []
         self.url: str | None = None

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, assert_one_line_error, default_sigint, free_port, ws_connect
+from tests.conftest import REPO, assert_one_line_error, default_stop_signals, free_port, ws_connect
 
 
 def _data_rows(path: Path) -> int:
@@ -29,7 +29,7 @@ def _start(audio: Path, csv: Path, *extra: str) -> tuple[subprocess.Popen, int]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "emotrack", "run", "--file", str(audio), "--quiet", "--no-osc", "--ws-port", str(port),
          "--csv", str(csv), *extra],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint,
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_stop_signals,
     )
     return proc, port
 

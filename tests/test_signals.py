@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, default_sigint, free_port, ws_connect
+from tests.conftest import REPO, default_stop_signals, free_port, ws_connect
 
 SEED = int(os.environ.get("EMOTRACK_SIGNAL_SEED", "15"))
 PHASES = {"early": (0.0, 0.6), "later": (0.6, 6.0)}
@@ -54,7 +54,7 @@ def start(audio: Path, csv: Path, port: int) -> subprocess.Popen:
         [sys.executable, "-m", "emotrack", "run", "--file", str(audio), "--csv", str(csv), "--no-osc",
          "--ws-port", str(port), "--quiet"],
         cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        preexec_fn=default_sigint,
+        preexec_fn=default_stop_signals,
     )
 
 
@@ -261,6 +261,49 @@ sys.exit(cli.main(["models"]))
 def test_ctrl_c_during_a_short_command_is_handled_as_it_ends():
     """`models` and `devices` run with the stop signals held: Ctrl-C during them waits for the output, then 130."""
     proc = subprocess.run([sys.executable, "-c", SIGINT_DURING_MODELS], cwd=REPO, capture_output=True, text=True,
-                          timeout=60, env={**os.environ, "PYTHONPATH": str(REPO)}, preexec_fn=default_sigint)
+                          timeout=60, env={**os.environ, "PYTHONPATH": str(REPO)}, preexec_fn=default_stop_signals)
     assert proc.returncode == 130, proc.stderr
     assert "mca-musicnn" in proc.stdout and "Traceback" not in proc.stderr, proc.stdout + proc.stderr
+
+
+def _ignore_sighup() -> None:
+    """``preexec_fn``: started as ``nohup`` starts a command (SIGHUP ignored), the other stop signals default."""
+    default_stop_signals()
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+
+def _rows_now(csv: Path) -> int:
+    return max(0, len(csv.read_text().splitlines()) - 1) if csv.exists() else 0
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="no SIGHUP on this platform")
+def test_under_nohup_a_hangup_is_ignored_and_sigterm_still_stops_cleanly(example_audio, tmp_path):
+    """``nohup emotrack run`` must outlive its terminal: a SIGHUP ignored on entry stays ignored, both before the run
+    has handlers (sent at once) and while it tracks; SIGTERM then ends it as usual, with every row on disk."""
+    csv = tmp_path / "run.csv"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "emotrack", "run", "--file", str(example_audio), "--csv", str(csv), "--no-osc",
+         "--no-osc-in", "--ws-port", "0", "--quiet"],
+        cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=_ignore_sighup,
+    )
+    try:
+        proc.send_signal(signal.SIGHUP)  # during start-up
+        deadline = time.monotonic() + 60
+        while _rows_now(csv) < 2:
+            assert proc.poll() is None, proc.communicate()[1]
+            assert time.monotonic() < deadline, "no rows"
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGHUP)  # while tracking
+        before = _rows_now(csv)
+        while _rows_now(csv) < before + 3:  # 1.5 s more of tracking
+            assert proc.poll() is None, f"a hangup under nohup ended the run: {proc.communicate()[1]}"
+            assert time.monotonic() < deadline, "tracking stopped after the hangup"
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    hops = summary_hops(err)
+    assert hops is not None and csv_rows(csv, err) == hops >= before + 3, err

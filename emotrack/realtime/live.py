@@ -51,6 +51,7 @@ from emotrack.realtime.streams import MultiTracker
 from emotrack.realtime.tracker import Tracker
 from emotrack.realtime.view import HopView
 from emotrack.realtime.websocket import EmotionServer
+from emotrack.stopsignals import handled
 
 __all__ = ["LiveConfig", "run_live"]
 
@@ -409,10 +410,10 @@ def run_live(cfg: LiveConfig) -> dict[str, Any]:
         # SIGTERM (service managers, `kill`) and SIGHUP (a closed terminal) end the stream like Ctrl-C: the worker
         # stops at its next block, files are closed and the summary is printed.
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
-            if sig is not None:
-                with contextlib.suppress(NotImplementedError, RuntimeError):  # Windows; not the main thread
-                    loop.add_signal_handler(sig, stop.set)
+        # Not one the process was started ignoring (SIGHUP under nohup): see stopsignals.IGNORED_ON_ENTRY.
+        for sig in (s for s in handled() if s != signal.SIGINT):  # Ctrl-C is Python's KeyboardInterrupt
+            with contextlib.suppress(NotImplementedError, RuntimeError):  # Windows; not the main thread
+                loop.add_signal_handler(sig, stop.set)
         if server is not None:
             await server.start()
         listener = None
