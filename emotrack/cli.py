@@ -462,7 +462,8 @@ def load_config(path: Path) -> dict[str, Any]:
     values = {k.replace("-", "_"): v for k, v in table.items()}
     unknown = sorted(set(values) - RUN_DESTS)
     if unknown:
-        raise ConfigError(f"{path}: unknown option(s) {', '.join(unknown)}")
+        names = ", ".join(k if k.isprintable() else repr(k) for k in unknown)  # a key may hold a newline: one line
+        raise ConfigError(f"{path}: unknown option(s) {names}")
     check_config_types(values, str(path))
     if isinstance(values.get("osc"), str):
         values["osc"] = [values["osc"]]

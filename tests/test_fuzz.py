@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from emotrack.errors import ConfigError, ModelError
@@ -336,6 +336,7 @@ def _config_error_or_ok(call) -> Any:
 
 @FAST
 @given(doc=config_documents())
+@example(doc=("run-value", {}, {"0": False, "\n": False}))  # once found: a key holding a newline, a 2-line error
 def test_config_files_load_or_fail_with_a_config_error(tmp_path_factory, doc):
     """``load_config`` then ``check_run``: a ``ConfigError`` or values whose ``csv`` really opens for writing
     (the check runs before the model loads so that the open after it cannot fail)."""
