@@ -23,7 +23,7 @@ from typing import Any
 from emotrack import __version__
 from emotrack.errors import ConfigError, EmotrackError
 from emotrack.realtime.smoothing import DEFAULT_SMOOTHING, parse_param
-from emotrack.stopsignals import handled, held
+from emotrack.stopsignals import OWN_HANDLED, held
 
 SMOOTHING_NAMES = ("ema", "one-euro", "triangle", "none")
 
@@ -725,8 +725,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Until `run` installs its own handlers, SIGTERM/SIGHUP end the process like Ctrl-C, not with a signal death:
     # a service manager that stops emotrack during start-up sees a clean exit.
     # A signal ignored on entry (SIGHUP under nohup) stays ignored: stopsignals.IGNORED_ON_ENTRY.
-    for sig in handled():
-        if sig != signal.SIGINT and threading.current_thread() is threading.main_thread():
+    if threading.current_thread() is threading.main_thread():
+        for sig in OWN_HANDLED:
             signal.signal(sig, _terminated)
     command = None
     try:

@@ -23,10 +23,9 @@ imports it before anything else). ``nohup`` ignores SIGHUP, and a shell runs a b
 script) ignoring SIGINT; as in POSIX shells and daemons, a signal ignored on entry stays ignored, so that
 ``nohup emotrack run`` outlives the terminal it was started from."""
 
-
-def handled(*signals: signal.Signals) -> tuple[signal.Signals, ...]:
-    """Those of ``signals`` (default: :data:`STOP_SIGNALS`) that emotrack handles: all but those ignored on entry."""
-    return tuple(s for s in (signals or STOP_SIGNALS) if s not in IGNORED_ON_ENTRY)
+OWN_HANDLED = tuple(s for s in STOP_SIGNALS if s != signal.SIGINT and s not in IGNORED_ON_ENTRY)
+"""The stop signals emotrack gives handlers of its own (SIGTERM, SIGHUP), less those ignored on entry. SIGINT is
+not among them: Python's KeyboardInterrupt handles it (and leaves it alone when it was ignored on entry)."""
 
 
 @contextlib.contextmanager

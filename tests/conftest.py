@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from emotrack.assets import EXAMPLE_AUDIO
+from emotrack.stopsignals import STOP_SIGNALS
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_ROOT = REPO.parent / "shared" / "data"
@@ -83,9 +84,8 @@ def default_stop_signals() -> None:
     """``preexec_fn`` for a child that must take the stop signals as one started from a terminal would: a shell
     script's background job (``pytest ... &``) ignores SIGINT, ``nohup pytest`` ignores SIGHUP, and children inherit
     that (emotrack keeps a signal ignored on entry ignored), so a signal test would test the shell, not emotrack."""
-    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
-        if hasattr(signal, name):
-            signal.signal(getattr(signal, name), signal.SIG_DFL)
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_DFL)
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:

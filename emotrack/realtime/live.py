@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import signal
 import ssl
 import sys
 import threading
@@ -51,7 +50,7 @@ from emotrack.realtime.streams import MultiTracker
 from emotrack.realtime.tracker import Tracker
 from emotrack.realtime.view import HopView
 from emotrack.realtime.websocket import EmotionServer
-from emotrack.stopsignals import handled
+from emotrack.stopsignals import OWN_HANDLED
 
 __all__ = ["LiveConfig", "run_live"]
 
@@ -408,10 +407,10 @@ def run_live(cfg: LiveConfig) -> dict[str, Any]:
 
     async def main() -> None:
         # SIGTERM (service managers, `kill`) and SIGHUP (a closed terminal) end the stream like Ctrl-C: the worker
-        # stops at its next block, files are closed and the summary is printed.
+        # stops at its next block, files are closed and the summary is printed. One the process was started
+        # ignoring (SIGHUP under nohup) stays ignored.
         loop = asyncio.get_running_loop()
-        # Not one the process was started ignoring (SIGHUP under nohup): see stopsignals.IGNORED_ON_ENTRY.
-        for sig in (s for s in handled() if s != signal.SIGINT):  # Ctrl-C is Python's KeyboardInterrupt
+        for sig in OWN_HANDLED:
             with contextlib.suppress(NotImplementedError, RuntimeError):  # Windows; not the main thread
                 loop.add_signal_handler(sig, stop.set)
         if server is not None:
