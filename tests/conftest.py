@@ -88,6 +88,23 @@ def default_stop_signals() -> None:
         signal.signal(sig, signal.SIG_DFL)
 
 
+def csv_data_rows(path: Path) -> int:
+    """Data rows in a run's CSV so far (0 before the file or its header exists)."""
+    if not path.exists():
+        return 0
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    return max(0, len(lines) - 1)
+
+
+def wait_csv_rows(proc: subprocess.Popen, csv: Path, n: int, timeout: float = 60) -> None:
+    """Wait until the running ``proc`` has written ``n`` rows to ``csv``; fail if it ends or ``timeout`` passes."""
+    deadline = time.monotonic() + timeout
+    while csv_data_rows(csv) < n:
+        assert proc.poll() is None, proc.communicate()[1]
+        assert time.monotonic() < deadline, f"fewer than {n} rows after {timeout} s"
+        time.sleep(0.1)
+
+
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
     """A loopback port nothing listens on now (TCP by default, ``socket.SOCK_DGRAM`` for OSC)."""
     with socket.socket(socket.AF_INET, kind) as s:

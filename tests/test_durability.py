@@ -9,19 +9,19 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, assert_one_line_error, default_stop_signals, free_port, ws_connect
-
-
-def _data_rows(path: Path) -> int:
-    if not path.exists():
-        return 0
-    lines = [line for line in path.read_text().splitlines() if line.strip()]
-    return max(0, len(lines) - 1)
+from tests.conftest import (
+    REPO,
+    assert_one_line_error,
+    csv_data_rows,
+    default_stop_signals,
+    free_port,
+    wait_csv_rows,
+    ws_connect,
+)
 
 
 def _start(audio: Path, csv: Path, *extra: str) -> tuple[subprocess.Popen, int]:
@@ -34,20 +34,12 @@ def _start(audio: Path, csv: Path, *extra: str) -> tuple[subprocess.Popen, int]:
     return proc, port
 
 
-def _wait_rows(proc: subprocess.Popen, csv: Path, n: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while _data_rows(csv) < n:
-        assert proc.poll() is None, proc.communicate()[1]
-        assert time.monotonic() < deadline, f"fewer than {n} rows after {timeout} s"
-        time.sleep(0.1)
-
-
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
 def test_sigterm_and_sighup_close_the_csv_with_every_row(example_audio, tmp_path, sig):
     csv = tmp_path / "run.csv"
     proc, _ = _start(example_audio, csv)
     try:
-        _wait_rows(proc, csv, 4)
+        wait_csv_rows(proc, csv, 4)
         proc.send_signal(sig)
         _, err = proc.communicate(timeout=30)
     finally:
@@ -55,7 +47,7 @@ def test_sigterm_and_sighup_close_the_csv_with_every_row(example_audio, tmp_path
     assert proc.returncode == 0, err
     summary = next(line for line in err.splitlines() if line.startswith("emotrack: ") and " hops" in line)
     hops = int(summary.split()[1])
-    assert hops >= 4 and _data_rows(csv) == hops, (summary, _data_rows(csv))
+    assert hops >= 4 and csv_data_rows(csv) == hops, (summary, csv_data_rows(csv))
 
 
 def test_sigkill_loses_at_most_a_second_of_rows(example_audio, tmp_path):
@@ -81,7 +73,7 @@ def test_sigkill_loses_at_most_a_second_of_rows(example_audio, tmp_path):
     finally:
         proc.kill()
     assert proc.returncode == -signal.SIGKILL
-    assert _data_rows(csv) >= last_seen + 1 - 2, (_data_rows(csv), last_seen)
+    assert csv_data_rows(csv) >= last_seen + 1 - 2, (csv_data_rows(csv), last_seen)
 
 
 @pytest.fixture

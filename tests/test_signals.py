@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, default_stop_signals, free_port, ws_connect
+from tests.conftest import REPO, csv_data_rows, default_stop_signals, free_port, wait_csv_rows, ws_connect
 
 SEED = int(os.environ.get("EMOTRACK_SIGNAL_SEED", "15"))
 PHASES = {"early": (0.0, 0.6), "later": (0.6, 6.0)}
@@ -49,12 +49,12 @@ def moment(sig: signal.Signals, phase: str, draw: int) -> float:
     return random.Random(f"{SEED}/{sig.name}/{phase}/{draw}").uniform(low, high)
 
 
-def start(audio: Path, csv: Path, port: int) -> subprocess.Popen:
+def start(audio: Path, csv: Path, port: int, preexec_fn=default_stop_signals) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "emotrack", "run", "--file", str(audio), "--csv", str(csv), "--no-osc",
          "--ws-port", str(port), "--quiet"],
         cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        preexec_fn=default_stop_signals,
+        preexec_fn=preexec_fn,
     )
 
 
@@ -272,34 +272,18 @@ def _ignore_sighup() -> None:
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
 
 
-def _rows_now(csv: Path) -> int:
-    return max(0, len(csv.read_text().splitlines()) - 1) if csv.exists() else 0
-
-
 @pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="no SIGHUP on this platform")
 def test_under_nohup_a_hangup_is_ignored_and_sigterm_still_stops_cleanly(example_audio, tmp_path):
     """``nohup emotrack run`` must outlive its terminal: a SIGHUP ignored on entry stays ignored, both before the run
     has handlers (sent at once) and while it tracks; SIGTERM then ends it as usual, with every row on disk."""
     csv = tmp_path / "run.csv"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "emotrack", "run", "--file", str(example_audio), "--csv", str(csv), "--no-osc",
-         "--no-osc-in", "--ws-port", "0", "--quiet"],
-        cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        preexec_fn=_ignore_sighup,
-    )
+    proc = start(example_audio, csv, free_port(), preexec_fn=_ignore_sighup)
     try:
         proc.send_signal(signal.SIGHUP)  # during start-up
-        deadline = time.monotonic() + 60
-        while _rows_now(csv) < 2:
-            assert proc.poll() is None, proc.communicate()[1]
-            assert time.monotonic() < deadline, "no rows"
-            time.sleep(0.1)
+        wait_csv_rows(proc, csv, 2)
         proc.send_signal(signal.SIGHUP)  # while tracking
-        before = _rows_now(csv)
-        while _rows_now(csv) < before + 3:  # 1.5 s more of tracking
-            assert proc.poll() is None, f"a hangup under nohup ended the run: {proc.communicate()[1]}"
-            assert time.monotonic() < deadline, "tracking stopped after the hangup"
-            time.sleep(0.1)
+        before = csv_data_rows(csv)
+        wait_csv_rows(proc, csv, before + 3)  # 1.5 s more of tracking: the hangup did not end the run
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
     finally:
