@@ -58,6 +58,33 @@ def causal_mean(x: np.ndarray, hops: int) -> np.ndarray:
     return (csum[idx] - csum[lo]) / (idx - lo)[:, None]
 
 
+def vgmidi_frames(data_root: str, render_cache: str, cache_dir: str, model: str, workers: int) -> tuple[
+        list[Any], Any, list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+    """VGMIDI's labelled renders with ``model``'s front-end frames, cut to a common length per clip.
+
+    Returns ``(clips, card, labels, frames, powers)``: per clip the labels ``[T, 2]`` (valence, arousal), the
+    front-end frames ``[T, F]`` and each hop's own level in dB ``[T]``. Renders and frames are built once into
+    their caches.
+    """
+    from emotrack.data.cache import load_index, prepare
+    from emotrack.inference import ModelRunner
+    from emotrack.training.features import FeatureCache
+
+    prepare(data_root, render_cache, ["vgmidi"])
+    clips = [c for c in load_index(render_cache, "vgmidi") if c.valence is not None]
+    card = ModelRunner(model).card
+    cache = FeatureCache(cache_dir, card.frontend["name"], card.frontend["params"])
+    cache.build([c.audio_path for c in clips], workers=workers)
+    labels, frames, powers = [], [], []
+    for c, power in zip(clips, wav_levels(clips, window=1), strict=True):
+        f = cache.load(c.audio_path).reshape(-1, int(np.prod(cache.frame_shape)))
+        n = min(len(f), len(power), c.n_labels)
+        labels.append(np.stack([c.valence[:n], c.arousal[:n]], axis=1))
+        frames.append(f[:n])
+        powers.append(np.asarray(power[:n]))
+    return clips, card, labels, frames, powers
+
+
 def relative_levels(hop_power_db: np.ndarray, windows: Sequence[int] = RELATIVE_WINDOWS,
                     running: int = RUNNING_HOPS) -> np.ndarray:
     """Gain-free dynamics per hop ``[T, len(windows) + 1]``: newest levels against the slow running level, in dB.
@@ -91,6 +118,11 @@ def probe(features: list[np.ndarray], labels: list[np.ndarray], folds: list[tupl
         model = Ridge(alpha=alpha).fit(scaler.transform(x[keep]), y[keep])
         for i in test:
             preds[i] = model.predict(scaler.transform(features[i]))
+    return probe_scores(preds, labels)
+
+
+def probe_scores(preds: Sequence[np.ndarray | None], labels: Sequence[np.ndarray]) -> dict[str, float]:
+    """A probe row: per-piece PCC and global CCC of both axes over the test folds' predictions."""
     m = regression_metrics(preds, labels)
     return {
         "per_piece_pcc_arousal": m["per_song"]["arousal_pcc"], "per_piece_pcc_valence": m["per_song"]["valence_pcc"],
@@ -98,37 +130,60 @@ def probe(features: list[np.ndarray], labels: list[np.ndarray], folds: list[tupl
     }
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def probe_parser(description: str, out: str) -> argparse.ArgumentParser:
+    """The options every VGMIDI probe takes (data, caches, whose front end, ridge penalty, where to write)."""
+    ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--data-root", default="../shared/data")
     ap.add_argument("--render-cache", required=True, help="where VGMIDI's renders are (or go)")
     ap.add_argument("--cache", required=True, help="the front-end feature cache")
     ap.add_argument("--model", default="mca-musicnn", help="whose front end to probe (its card's settings)")
     ap.add_argument("--alpha", type=float, default=100.0, help="ridge penalty (on standardised features)")
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--out", type=Path, default=Path("bench/results/dynamics_probe.json"))
+    ap.add_argument("--out", type=Path, default=Path(out))
+    return ap
+
+
+def probe_result(module: str, argv: Sequence[str] | None, card: Any, clips: Sequence[Any],
+                 labels: Sequence[np.ndarray], alpha: float, **fields: Any) -> dict[str, Any]:
+    """A probe's JSON: how it was run, on what, then ``fields`` (its settings and ``rows``)."""
+    return {
+        "command": command_line() if argv is None else shlex.join(["python", "-m", module, *argv]),
+        "date": date.today().isoformat(), "machine": machine(), "model": f"{card.model_id} {card.version}",
+        "frontend": card.frontend, "pieces": len({c.group for c in clips}), "clips": len(clips),
+        "hops": int(sum(len(y) for y in labels)), "alpha": alpha, **fields,
+    }
+
+
+def write_probe(result: dict[str, Any], out: Path, table: str) -> None:
+    """Write ``result`` to ``out`` (JSON) and ``table`` beside it (``.md``), and print the table."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    out.with_suffix(".md").write_text(table)
+    print(table)
+
+
+def markdown_rows(rows: dict[str, dict[str, float]], first: str) -> list[str]:
+    """The probe's table: one line per row of scores, ``first`` naming the first column."""
+    lines = [f"| {first} | per-piece PCC A | per-piece PCC V | global CCC A | global CCC V |", "|---|---|---|---|---|"]
+    for name, r in rows.items():
+        lines.append(f"| {name} | {r['per_piece_pcc_arousal']:.3f} | {r['per_piece_pcc_valence']:.3f} | "
+                     f"{r['global_ccc_arousal']:.3f} | {r['global_ccc_valence']:.3f} |")
+    return lines
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    ap = probe_parser(__doc__.splitlines()[0], "bench/results/dynamics_probe.json")
     args = ap.parse_args(argv)
 
-    from emotrack.data.cache import load_index, prepare
     from emotrack.data.splits import grouped_kfold
-    from emotrack.inference import ModelRunner
-    from emotrack.training.features import FeatureCache
 
-    prepare(args.data_root, args.render_cache, ["vgmidi"])
-    clips = [c for c in load_index(args.render_cache, "vgmidi") if c.valence is not None]
-    card = ModelRunner(args.model).card
-    cache = FeatureCache(args.cache, card.frontend["name"], card.frontend["params"])
-    cache.build([c.audio_path for c in clips], workers=args.workers)
-
-    labels, raw, frontend, relative, absolute = [], [], [], [], []
-    for c, power in zip(clips, wav_levels(clips, window=1), strict=True):  # each hop's own level in dB
-        frames = cache.load(c.audio_path).reshape(-1, int(np.prod(cache.frame_shape)))
-        n = min(len(frames), len(power), c.n_labels)
-        labels.append(np.stack([c.valence[:n], c.arousal[:n]], axis=1))
-        raw.append(frames[:n])
-        frontend.append(causal_mean(frames[:n], CONTEXT_HOPS))
-        relative.append(relative_levels(power[:n]))
-        level = 10 * np.log10(causal_mean(10 ** (power[:n, None] / 10), LOUDNESS_WINDOW_HOPS) + 1e-10)
+    clips, card, labels, raw, powers = vgmidi_frames(args.data_root, args.render_cache, args.cache, args.model,
+                                                     args.workers)
+    frontend, relative, absolute = [], [], []
+    for frames, power in zip(raw, powers, strict=True):
+        frontend.append(causal_mean(frames, CONTEXT_HOPS))
+        relative.append(relative_levels(power))
+        level = 10 * np.log10(causal_mean(10 ** (power[:, None] / 10), LOUDNESS_WINDOW_HOPS) + 1e-10)
         absolute.append(level)
     folds = grouped_kfold(clips, k=5, seed=0)
     sets = {
@@ -141,17 +196,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     for hops in CONTEXT_SWEEP:
         sets[f"frontend ({hops / 2:g} s mean)"] = [causal_mean(f, hops) for f in raw]
     rows = {name: probe(x, labels, folds, args.alpha) for name, x in sets.items()}
-    result = {
-        "command": command_line() if argv is None else shlex.join(["python", "-m", __spec__.name, *argv]),
-        "date": date.today().isoformat(), "machine": machine(), "model": f"{card.model_id} {card.version}",
-        "frontend": card.frontend, "pieces": len({c.group for c in clips}), "clips": len(clips),
-        "hops": int(sum(len(y) for y in labels)), "alpha": args.alpha, "relative_windows_hops": RELATIVE_WINDOWS,
-        "running_hops": RUNNING_HOPS, "rows": rows,
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    args.out.with_suffix(".md").write_text(markdown(result))
-    print(markdown(result))
+    result = probe_result(__spec__.name, argv, card, clips, labels, args.alpha,
+                          relative_windows_hops=RELATIVE_WINDOWS, running_hops=RUNNING_HOPS, rows=rows)
+    write_probe(result, args.out, markdown(result))
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -164,12 +211,8 @@ def markdown(result: dict[str, Any]) -> str:
         f"ridge per hop (alpha {result['alpha']}) on {result['clips']} clips of {result['pieces']} pieces "
         f"({result['hops']} hops), front end of {result['model']}.",
         "",
-        "| features | per-piece PCC A | per-piece PCC V | global CCC A | global CCC V |",
-        "|---|---|---|---|---|",
+        *markdown_rows(result["rows"], "features"),
     ]
-    for name, r in result["rows"].items():
-        lines.append(f"| {name} | {r['per_piece_pcc_arousal']:.3f} | {r['per_piece_pcc_valence']:.3f} | "
-                     f"{r['global_ccc_arousal']:.3f} | {r['global_ccc_valence']:.3f} |")
     return "\n".join(lines) + "\n"
 
 
