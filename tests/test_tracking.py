@@ -10,7 +10,7 @@ torch = pytest.importorskip("torch")
 from emotrack.export.metadata import ModelCard  # noqa: E402
 from emotrack.export.onnx import export_onnx  # noqa: E402
 from emotrack.inference import ModelRunner  # noqa: E402
-from emotrack.training.losses import sequence_ccc_loss  # noqa: E402
+from emotrack.training.losses import sequence_ccc_loss, sequence_pcc_loss  # noqa: E402
 from emotrack.training.trainer import (  # noqa: E402
     GRADED_SCALE,
     Example,
@@ -127,3 +127,15 @@ def test_tracking_recipe_trains_and_exports_a_music_output(tmp_path):
     frames = np.zeros((3, 20, 25, 64), np.float32)
     out = runner.run(frames, np.ones((3, 20), np.float32))
     assert out["music"].shape == (3, 1) and ((out["music"] >= 0) & (out["music"] <= 1)).all()
+
+
+def test_sequence_pcc_sees_only_the_movement():
+    """Per-sequence PCC ignores a sequence's level and scale, which the CCC counts as error."""
+    target = torch.tensor([[0.1, 0.4], [0.2, 0.5], [0.4, 0.5], [0.3, 0.6]] * 2)
+    seq = torch.tensor([0] * 4 + [1] * 4)
+    shifted = 0.25 * target - 0.3  # same movement, another level and scale
+    assert float(sequence_pcc_loss(shifted, target, seq)) == pytest.approx(0.0, abs=1e-4)
+    assert float(sequence_ccc_loss(shifted, target, seq)) > 0.5
+    assert float(sequence_pcc_loss(-shifted, target, seq)) == pytest.approx(2.0, abs=1e-4)
+    static = torch.full_like(target, 0.3)
+    assert float(sequence_pcc_loss(shifted, static, seq)) == 0.0  # nothing moves: nothing counted

@@ -494,7 +494,8 @@ def _training_text(opts: argparse.Namespace, clips: Sequence[Clip], idx: np.ndar
         targets.append(f"medleys: with chance {cfg.medley_p} a sequence cuts from its clip to one of another quadrant "
                        f"of the same training part or (share {cfg.nonmusic_p}) to one of {cfg.nonmusic} generated "
                        "non-music clips (silence, noise, hum, espeak-ng speech; target (0, 0)), per-hop step targets"
-                       + (f"; per-sequence {cfg.sequence_ccc} x (1 - CCC)" if cfg.sequence_ccc else ""))
+                       + (f"; per-sequence {cfg.sequence_ccc} x (1 - CCC)" if cfg.sequence_ccc else "")
+                       + (f"; per-sequence {cfg.sequence_pcc} x (1 - PCC)" if cfg.sequence_pcc else ""))
     if cfg.model_kwargs.get("music_head"):
         targets.append(f"music head: {cfg.music_weight} x BCE(music logit, 1 for music hops, 0 for non-music hops)")
     selection = (f"best {cfg.smooth}-epoch-smoothed score on a grouped stratified 1/7 holdout "

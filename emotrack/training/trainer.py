@@ -14,7 +14,8 @@ point on the annotated V-A scale (:data:`GRADED_SCALE`, from DEAM's real annotat
 Tracking (``medley_p`` > 0): a training sequence may be cut from one clip to another of a different
 quadrant, or to generated silence / noise / speech (:mod:`emotrack.data.nonmusic`), with per-hop step
 targets, so the model learns to move when the music moves; partners come from the same training part
-only. ``sequence_ccc`` adds DSAML's per-sequence ``1 - CCC`` on every sequence whose targets vary. A model
+only. ``sequence_ccc`` adds DSAML's per-sequence ``1 - CCC`` on every sequence whose targets vary,
+``sequence_pcc`` a per-sequence ``1 - PCC`` (movement only, level and scale free). A model
 with a music head (``music_head``) learns from the same sequences whether each hop's context holds music.
 
 Augmentation (all causal-safe and cheap, in the feature domain):
@@ -52,7 +53,7 @@ from emotrack.frontends.tonal import N_TONAL
 from emotrack.models import build_model
 from emotrack.models.common import StreamingModel
 from emotrack.training.checkpoint import save_checkpoint
-from emotrack.training.losses import continuous_loss, music_loss, sequence_ccc_loss, sign_loss
+from emotrack.training.losses import continuous_loss, music_loss, sequence_ccc_loss, sequence_pcc_loss, sign_loss
 from emotrack.training.metrics import classification_metrics, clip_quadrant, regression_metrics
 from emotrack.training.objectives import apply_gain, auxiliary_loss, mel_columns, uses_freq_mask
 
@@ -140,10 +141,11 @@ class TrainConfig:
     Tracking fields (module docstring): ``targets`` ``"sign"`` or ``"graded"``; ``medley_p`` the chance a
     music clip of a batch becomes a medley with ``medley_cuts`` cuts, ``nonmusic_p`` the chance that a cut
     from music goes to non-music, ``cut_hops`` how many more hops to score among the :data:`CUT_SPAN` after
-    each cut; ``nonmusic`` how many generated non-music clips join every training part; ``sequence_ccc``
-    and ``music_weight`` the weights of the per-sequence CCC and music-head terms. Continuous series
-    (VGMIDI) are few but carry the within-piece dynamics: ``series_repeat`` puts each in every epoch that
-    many times and ``hops_per_series`` samples more of their hops, so the per-sequence CCC sees their curve.
+    each cut; ``nonmusic`` how many generated non-music clips join every training part; ``sequence_ccc``,
+    ``sequence_pcc`` and ``music_weight`` the weights of the per-sequence CCC and PCC and music-head terms.
+    Continuous series (VGMIDI) are few but carry the within-piece dynamics: ``series_repeat`` puts each in
+    every epoch that many times and ``hops_per_series`` samples more of their hops, so the per-sequence terms
+    see their curve.
     """
 
     model: str = "mca"
@@ -173,6 +175,7 @@ class TrainConfig:
     nonmusic_p: float = 0.3
     nonmusic: int = 0
     sequence_ccc: float = 0.0
+    sequence_pcc: float = 0.0
     music_weight: float = 0.5
     series_repeat: int = 1
     hops_per_series: int | None = None
@@ -427,6 +430,8 @@ def _batch_loss(
         loss = loss + continuous_loss(logits, conts_all, cfg.ccc_weight)
         if cfg.sequence_ccc:
             loss = loss + cfg.sequence_ccc * sequence_ccc_loss(torch.tanh(logits), conts_all, torch.cat(seq_ids))
+        if cfg.sequence_pcc:
+            loss = loss + cfg.sequence_pcc * sequence_pcc_loss(torch.tanh(logits), conts_all, torch.cat(seq_ids))
     if "music_logit" in out and cfg.music_weight:
         loss = loss + cfg.music_weight * music_loss(out["music_logit"][:, 0], torch.cat(musics))
     aux = auxiliary_loss(out, signs_all, cfg.label_smoothing)  # zoo-specific terms; None for MCA
