@@ -14,6 +14,8 @@ Unlabelled entries are NaN and ignored, so a batch may mix both kinds (e.g. vale
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 
@@ -70,8 +72,13 @@ def _pcc(p: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return (dp * dy).mean() / (torch.sqrt(dp.pow(2).mean() + 1e-8) * torch.sqrt(dy.pow(2).mean() + 1e-8))
 
 
-def _per_sequence(score, pred: torch.Tensor, target: torch.Tensor, sequence: torch.Tensor,
-                  min_var: float) -> torch.Tensor:
+def _per_sequence(
+    score: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    sequence: torch.Tensor,
+    min_var: float,
+) -> torch.Tensor:
     """Mean ``1 - score`` per sequence and axis, over the pairs whose targets vary (see :func:`sequence_ccc_loss`)."""
     losses = []
     for k in torch.unique(sequence):
