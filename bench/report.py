@@ -92,6 +92,10 @@ def main() -> None:
         ("latency_musicnn_t1", "1c. mca-musicnn, 1 ORT thread, alone", ""),
         ("latency_default_0.3_vs_0.2", "1d. mca-musicnn 0.3.0 (issue 14) beside the 0.2.0 file, 1 ORT thread, one run",
          "The two files side by side on the same audio: 0.3.0 adds the music output to the same front end and head."),
+        ("latency_default_0.5_vs_0.4", "1e. mca-musicnn 0.5.0 beside the 0.4.0 file, 1 and 2 ORT threads, one run",
+         "0.5.0 averages two members of the 0.4.0 recipe in one graph."),
+        ("latency_default_0.6_vs_0.5", "1f. mca-musicnn 0.6.0 beside the 0.5.0 file, 1 and 2 ORT threads, one run",
+         "The same graph with other weights (the PCC term changes training only)."),
     )
     for name, title, why in default_runs:
         run = _load(name)

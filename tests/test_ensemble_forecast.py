@@ -14,10 +14,12 @@ ACCURACY = Path(__file__).resolve().parents[1] / "bench" / "accuracy"
 RUN = "mca-musicnn-default{}_4q_vgmidi_emopia_cv.json"
 
 
-def test_two_members_give_the_shipped_ensembles_own_cv_scores() -> None:
-    members = [load_clips(ACCURACY / RUN.format(tag)) for tag in ("-0.4", "-s1")]
+@pytest.mark.parametrize(("ensemble", "member_tags"), [("", ("-pcc", "-pcc-s1")), ("-0.5", ("-0.4", "-s1"))],
+                         ids=["shipped 0.6.0", "previous 0.5.0"])
+def test_two_members_give_the_ensembles_own_cv_scores(ensemble: str, member_tags: tuple[str, str]) -> None:
+    members = [load_clips(ACCURACY / RUN.format(tag)) for tag in member_tags]
     scores = fold_scores(members)
-    own = json.loads((ACCURACY / RUN.format("")).read_text())["datasets"]
+    own = json.loads((ACCURACY / RUN.format(ensemble)).read_text())["datasets"]
     for dataset in ("4q", "emopia"):
         assert np.mean(scores[dataset]) == pytest.approx(own[dataset]["mean"]["weighted_f1"], abs=1e-9)
         per_fold = [f["weighted_f1"] for f in own[dataset]["per_fold"]]

@@ -7,13 +7,13 @@ from each member's per-clip ``mean_va`` (stored in the CV JSON, rounded to 4 dec
 folds. That answers "is one more seed worth its training?" before any checkpoint exists. VGMIDI's per-hop
 metrics and the medley response times do not follow this way: they need the members' fold models.
 
-``--check ENSEMBLE_JSON`` compares the derived numbers with an ensemble's own CV file (the 0.5.0 default's
-against its two members: they agree to the last digit). ``--all-subsets`` scores every subset of the given
+``--check ENSEMBLE_JSON`` compares the derived numbers with an ensemble's own CV file (the 0.5.0 and 0.6.0
+defaults' against their two members: they agree to the last digit). ``--all-subsets`` scores every subset of the given
 runs and writes ``bench/results/ensemble_forecast.{json,md}``.
 
     python -m bench.accuracy.ensemble_forecast \\
-        bench/accuracy/mca-musicnn-default-0.4_4q_vgmidi_emopia_cv.json \\
-        bench/accuracy/mca-musicnn-default-s1_4q_vgmidi_emopia_cv.json \\
+        bench/accuracy/mca-musicnn-default-pcc_4q_vgmidi_emopia_cv.json \\
+        bench/accuracy/mca-musicnn-default-pcc-s1_4q_vgmidi_emopia_cv.json \\
         --check bench/accuracy/mca-musicnn-default_4q_vgmidi_emopia_cv.json
     python -m bench.accuracy.ensemble_forecast --all-subsets \\
         bench/accuracy/mca-musicnn-default-{0.4,s1,b,a,0.3}_4q_vgmidi_emopia_cv.json

@@ -244,10 +244,14 @@ def table_summary(data: dict[str, Any]) -> list[str]:
 
 
 DEFAULT_RUNS = {
-    "mca-musicnn-default": "default (shipped 0.5.0): the mean of two seeds of the 0.4.0 recipe (`--ensemble`)",
-    "mca-musicnn-default-0.4": "its member seed 0 alone = the 0.4.0 recipe: musicnn_tonal front end, medleys with 3 "
-                               "cuts, 6 more hops scored after each cut",
-    "mca-musicnn-default-s1": "its member seed 1 alone (the same recipe, hparams seed 1)",
+    "mca-musicnn-default": "default (shipped 0.6.0): the mean of two seeds of the 0.4.0 recipe plus a per-sequence "
+                           "1 - PCC term (`sequence_pcc` 1.0; `--ensemble`)",
+    "mca-musicnn-default-pcc": "its member seed 0 alone",
+    "mca-musicnn-default-pcc-s1": "its member seed 1 alone (hparams seed 1)",
+    "mca-musicnn-default-0.5": "previous default 0.5.0: the same pair without the PCC term",
+    "mca-musicnn-default-0.4": "0.5.0's member seed 0 alone = the 0.4.0 recipe: musicnn_tonal front end, medleys with "
+                               "3 cuts, 6 more hops scored after each cut",
+    "mca-musicnn-default-s1": "0.5.0's member seed 1 alone (the same recipe, hparams seed 1)",
     "mca-musicnn-default-b": "same front end, medleys with one cut (no extra hops)",
     "mca-musicnn-default-0.3": "previous default 0.3.0 recipe: musicnn front end, one cut; all data, VGMIDI x3 per "
                                "epoch, 48 hops per series",
