@@ -7,7 +7,7 @@ models`` shows them), so they are assembled here from the committed result files
 * ``bench/accuracy/default_checks.json``: calibration, EMOPIA val of this file, the "no music" cases;
 * ``bench/results/response.json``: medley response of the recipe's fold models (first ``--cv-run`` there).
 
-    python -m bench.accuracy.bundle_default /tmp/runs/finE/final_best.pt --version 0.5.0 \\
+    python -m bench.accuracy.bundle_default /tmp/runs/finE/final_best.pt --version 0.6.0 \\
         --cv bench/accuracy/mca-musicnn-default_4q_vgmidi_emopia_cv.json
 
 Run it once before the checks (they need the bundled file) with ``--no-checks``, then again after them.

@@ -8,8 +8,8 @@ folds. That answers "is one more seed worth its training?" before any checkpoint
 metrics and the medley response times do not follow this way: they need the members' fold models.
 
 ``--check ENSEMBLE_JSON`` compares the derived numbers with an ensemble's own CV file (the 0.5.0 and 0.6.0
-defaults' against their two members: they agree to the last digit). ``--all-subsets`` scores every subset of the given
-runs and writes ``bench/results/ensemble_forecast.{json,md}``.
+defaults' against their two members: they agree to the last digit). ``--all-subsets`` scores every subset of
+the given runs and writes ``bench/results/ensemble_forecast.{json,md}``.
 
     python -m bench.accuracy.ensemble_forecast \\
         bench/accuracy/mca-musicnn-default-pcc_4q_vgmidi_emopia_cv.json \\
