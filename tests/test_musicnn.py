@@ -17,6 +17,7 @@ from emotrack.frontends.musicnn import (
     LAYERS,
     N_FRAMES,
     STATE_SHAPES,
+    WIDTHS,
     musicnn_logmel,
     pool,
 )
@@ -117,9 +118,9 @@ def test_streamed_embeddings_equal_the_causal_definition_from_scratch(example_16
     pooled = np.stack([pool(reference[max(0, e - N_FRAMES) : e]) for e in 32 * np.arange(1, n_hops + 1)])
     penultimate = np.maximum(0, (pooled * w["pool_scale"] + w["pool_shift"]) @ w["dense_w"] + w["dense_b"])
     penultimate = penultimate * w["pen_scale"] + w["pen_shift"]
-    layers = {"max_pool": pooled[:, 0::2], "mean_pool": pooled[:, 1::2], "penultimate": penultimate,
+    layers = {"max_pool": pooled[:, 0::2], "mean_pool": pooled[:, 1::2], "pooled": pooled, "penultimate": penultimate,
               "taggram": 1 / (1 + np.exp(-(penultimate @ w["tags_w"] + w["tags_b"])))}
-    for layer in LAYERS:
+    for layer in WIDTHS:
         fe = Musicnn(layer=layer)
         streamed = np.stack([fe.process(y[i * 8000 : (i + 1) * 8000]) for i in range(n_hops)])
         want = layers[layer]

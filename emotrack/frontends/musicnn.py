@@ -46,8 +46,13 @@ WEIGHTS = {"msd": ASSETS / "frontends" / "musicnn_msd_stream.onnx"}
 its pooled-to-embedding layers beside it, ``_stream`` replaced by ``_backend``."""
 
 LAYERS = {"taggram": 50, "mean_pool": 753, "max_pool": 753, "penultimate": 200}
-"""Outputs and their widths: tag probabilities, the mean and max over the window of the 753 front-end and
-mid-end channels, and the 200-unit dense layer before the tag logits."""
+"""The network's outputs and their widths: tag probabilities, the mean and max over the window of the 753
+front-end and mid-end channels, and the 200-unit dense layer before the tag logits."""
+
+WIDTHS = {**LAYERS, "pooled": 1506}
+"""What a :class:`Musicnn` front end can return: a network output, or ``pooled``, the 1,506 statistics the
+back end reads (each channel's max and mean, interleaved), which a linear probe finds hold more of 4Q's
+quadrants than any narrower layer (``bench/results/layer_probe.md``)."""
 
 SAMPLE_RATE = 16000
 N_FFT = 512
@@ -106,23 +111,25 @@ def pool(activations: np.ndarray) -> np.ndarray:
 
 
 def embed(pooled: np.ndarray, backend: ort.InferenceSession, layer: str) -> np.ndarray:
-    """musicnn's back end from pooled statistics ``[N, 1506]`` to ``layer`` ``[N, LAYERS[layer]]``."""
+    """musicnn's back end from pooled statistics ``[N, 1506]`` to ``layer`` ``[N, WIDTHS[layer]]``."""
     if layer == "max_pool":
         return np.ascontiguousarray(pooled[:, 0::2])
     if layer == "mean_pool":
         return np.ascontiguousarray(pooled[:, 1::2])
+    if layer == "pooled":
+        return np.ascontiguousarray(pooled, np.float32)
     return backend.run([layer], {"pooled": np.ascontiguousarray(pooled, np.float32)})[0]
 
 
 class Musicnn(FrontEnd):
-    """Causal streaming musicnn embeddings: one ``[LAYERS[layer]]`` float32 vector per 0.5 s hop.
+    """Causal streaming musicnn embeddings: one ``[WIDTHS[layer]]`` float32 vector per 0.5 s hop.
 
     Parameters
     ----------
     sample_rate : int
         Must be 16000, the rate musicnn was trained at (the runtime resamples to it).
     layer : str
-        Which output to return (:data:`LAYERS`); default ``penultimate``, the 200-unit embedding.
+        Which output to return (:data:`WIDTHS`); default ``penultimate``, the 200-unit embedding.
     weights : str
         Which network (:data:`WEIGHTS`).
     stft_hop : int
@@ -144,8 +151,8 @@ class Musicnn(FrontEnd):
                  stft_hop: int = HOP_LENGTH_STFT) -> None:
         if int(sample_rate) != SAMPLE_RATE:
             raise ValueError(f"musicnn runs at {SAMPLE_RATE} Hz, not {sample_rate}")
-        if layer not in LAYERS:
-            raise ValueError(f"unknown musicnn layer {layer!r} (choose from {', '.join(LAYERS)})")
+        if layer not in WIDTHS:
+            raise ValueError(f"unknown musicnn layer {layer!r} (choose from {', '.join(WIDTHS)})")
         if weights not in WEIGHTS:
             raise ValueError(f"unknown musicnn weights {weights!r} (choose from {', '.join(WEIGHTS)})")
         if int(stft_hop) != HOP_LENGTH_STFT:
@@ -165,7 +172,7 @@ class Musicnn(FrontEnd):
 
     @property
     def frame_shape(self) -> tuple[int, ...]:
-        return (LAYERS[self.layer],)
+        return (WIDTHS[self.layer],)
 
     def params(self) -> dict[str, Any]:
         return {"sample_rate": self.sample_rate, "layer": self.layer, "weights": self.weights,

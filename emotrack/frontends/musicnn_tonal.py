@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from emotrack.frontends.musicnn import HOP_LENGTH_STFT, LAYERS, N_FRAMES, SAMPLE_RATE, Musicnn
+from emotrack.frontends.musicnn import HOP_LENGTH_STFT, N_FRAMES, SAMPLE_RATE, WIDTHS, Musicnn
 from emotrack.frontends.tonal import N_TONAL, TonalColumns
 
 __all__ = ["TONAL_ROW_HOP", "MusicnnTonal", "tonal_summary"]
@@ -60,7 +60,7 @@ class MusicnnTonal(Musicnn):
 
     @property
     def frame_shape(self) -> tuple[int, ...]:
-        return (len(self.windows) * LAYERS[self.layer] + 2 * N_TONAL,)
+        return (len(self.windows) * WIDTHS[self.layer] + 2 * N_TONAL,)
 
     def params(self) -> dict[str, Any]:
         return {**super().params(), "recent_frames": self.recent_frames, **self.tonal.params()}

@@ -771,6 +771,7 @@ def train_main(args: argparse.Namespace) -> dict[str, Any]:
     examples, cache = load_examples(
         clips, opts.cache, workers=int(opts.workers), progress=not opts.quiet,
         frontend=cfg.model_kwargs.get("frontend") or model_frontend(opts.model),  # e.g. mca on smile260
+        frontend_params=cfg.frontend_params or None,
     )
     card = _card_template(opts, cache, cfg, names)
     extra = nonmusic_examples(cfg.nonmusic, opts.cache, cache.frontend_name, cache.frontend_params, seed=cfg.seed,

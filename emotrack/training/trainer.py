@@ -138,6 +138,9 @@ class TrainConfig:
     contexts overlap by 95 % and share a static label, so a random subset per epoch costs a third of
     the time for nearly the same signal.
 
+    ``frontend_params`` overrides the front end's defaults (e.g. ``{"layer": "pooled"}``; a vector front end
+    of another width then needs ``model_kwargs["n_features"]``).
+
     Tracking fields (module docstring): ``targets`` ``"sign"`` or ``"graded"``; ``medley_p`` the chance a
     music clip of a batch becomes a medley with ``medley_cuts`` cuts, ``nonmusic_p`` the chance that a cut
     from music goes to non-music, ``cut_hops`` how many more hops to score among the :data:`CUT_SPAN` after
@@ -150,6 +153,7 @@ class TrainConfig:
 
     model: str = "mca"
     model_kwargs: dict[str, Any] = field(default_factory=dict)
+    frontend_params: dict[str, Any] = field(default_factory=dict)
     epochs: int = 40
     batch_clips: int = 16
     lr: float = 2e-3
