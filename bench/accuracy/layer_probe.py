@@ -30,7 +30,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 from collections.abc import Sequence
 from datetime import date
@@ -39,10 +38,9 @@ from typing import Any
 
 import numpy as np
 
+from bench.accuracy.dynamics_probe import write_probe
 from bench.common import command_line, machine
 
-POOL_LAYERS = ("max_pool", "mean_pool")
-"""The two layers cached per clip; every other musicnn layer follows from them through the back end."""
 PENALTIES = np.logspace(-3, 1, 9)
 """Inverse regularisation strengths the inner CV chooses from (on standardised features)."""
 
@@ -50,11 +48,6 @@ PENALTIES = np.logspace(-3, 1, 9)
 def clip_means(frames: Sequence[np.ndarray]) -> np.ndarray:
     """``[n_clips, F]``: each clip's mean frame over its hops (the clip rule averages hops the same way)."""
     return np.stack([np.asarray(f, np.float64).reshape(len(f), -1).mean(axis=0) for f in frames])
-
-
-def interleave(max_pool: np.ndarray, mean_pool: np.ndarray) -> np.ndarray:
-    """musicnn's pooled statistics ``[..., 1506]`` (each channel's max, then its mean) from the two halves."""
-    return np.stack([max_pool, mean_pool], axis=-1).reshape(*max_pool.shape[:-1], -1).astype(np.float32)
 
 
 def fourq_layers(data_root: str, render_cache: str, cache_dir: str, model: str, workers: int) -> tuple[
@@ -69,21 +62,17 @@ def fourq_layers(data_root: str, render_cache: str, cache_dir: str, model: str, 
     clips = load_index(render_cache, "4q")
     paths = [c.audio_path for c in clips]
     card = ModelRunner(model).card
-    pooled = {}
-    for layer in POOL_LAYERS:
-        cache = FeatureCache(cache_dir, "musicnn", {"layer": layer})
+    # One cache of every hop's pooled statistics; every other musicnn layer follows from them through embed.
+    caches = {"pooled": FeatureCache(cache_dir, "musicnn", {"layer": "pooled"}),
+              "default frame": FeatureCache(cache_dir, card.frontend["name"], card.frontend["params"])}
+    for cache in caches.values():
         cache.build(paths, workers=workers)
-        pooled[layer] = cache.load_all(paths)
-    default = FeatureCache(cache_dir, card.frontend["name"], card.frontend["params"])
-    default.build(paths, workers=workers)
-    layers = {"default frame": clip_means(default.load_all(paths))}
+    pooled = caches["pooled"].load_all(paths)
+    layers = {"default frame": clip_means(caches["default frame"].load_all(paths))}
     _, backend = load_network("msd")
-    for layer in ("penultimate", "taggram"):
+    for layer in ("penultimate", "taggram", "max_pool", "mean_pool"):
         # The back end is not linear: embed every hop's pooled statistics, then average over the clip.
-        layers[layer] = clip_means([embed(interleave(a, b), backend, layer)
-                                    for a, b in zip(pooled["max_pool"], pooled["mean_pool"], strict=True)])
-    layers["max_pool"] = clip_means(pooled["max_pool"])
-    layers["mean_pool"] = clip_means(pooled["mean_pool"])
+        layers[layer] = clip_means([embed(p, backend, layer) for p in pooled])
     layers["max + mean pool"] = np.concatenate([layers["max_pool"], layers["mean_pool"]], axis=1)
     for layer in ("taggram", "max + mean pool"):
         layers[f"default frame + {layer}"] = np.concatenate([layers["default frame"], layers[layer]], axis=1)
@@ -136,11 +125,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "date": date.today().isoformat(), "machine": machine(), "model": card.model_id,
         "frontend": card.frontend, "clips": len(clips), "artists": len({c.group for c in clips}), "rows": rows,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    table = markdown(result)
-    args.out.with_suffix(".md").write_text(table)
-    print(table)
+    write_probe(result, args.out, markdown(result))
 
 
 def markdown(result: dict[str, Any]) -> str:
