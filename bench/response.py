@@ -274,7 +274,7 @@ def main() -> None:
     ap.add_argument("--name", default="response")
     args = ap.parse_args()
 
-    from emotrack.training.commands import load_clips
+    from emotrack.training.examples import load_clips
 
     run_dirs = {label: Path(d) for label, d in (r.split("=", 1) for r in args.cv_run)}
     runs = {label: json.loads((d / "splits.json").read_text())["folds"] for label, d in run_dirs.items()}

@@ -39,7 +39,7 @@ def tiny_4q_clips(data_root: Path) -> list:
     """Eight real 4Q clips, two per quadrant: enough to train and evaluate for a few seconds."""
     if not (data_root / "4q" / "panda_dataset_taffc_metadata.csv").exists():
         pytest.skip(f"4Q development data not found at {data_root / '4q'}")
-    from emotrack.training.commands import load_clips
+    from emotrack.training.examples import load_clips
 
     return load_clips(data_root, ["4q"], limit=8, seed=0)
 

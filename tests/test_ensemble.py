@@ -88,7 +88,7 @@ def test_train_ensemble_of_two_seeds_scores_and_exports_their_mean(tmp_path, tin
     assert [m["seed"] for m in cv["per_fold"][0]["members"]] == [0, 1]
 
     # The fold ensemble's scored predictions are the mean of its two members' own streamed predictions.
-    from emotrack.training.commands import load_examples
+    from emotrack.training.examples import load_examples
 
     examples, _ = load_examples(tiny_4q_clips[:2], tmp_path / "cache", progress=False)
     model, card, payload = load_checkpoint(tmp_path / "ens" / "fold0_best.pt")

@@ -151,7 +151,7 @@ def test_encode_slide_equals_full_forward_on_unfold(kwargs):
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory, tiny_4q_clips):
-    from emotrack.training.commands import load_examples
+    from emotrack.training.examples import load_examples
 
     clips = tiny_4q_clips
     cache_root = tmp_path_factory.mktemp("features")

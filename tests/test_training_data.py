@@ -20,6 +20,8 @@ pytest.importorskip("sklearn")
 
 from emotrack.cli import build_parser, main  # noqa: E402
 from emotrack.training import commands as C  # noqa: E402
+from emotrack.training import examples as E  # noqa: E402
+from emotrack.training import folds as F  # noqa: E402
 
 SMALL = '{"model_kwargs": {"d": 16, "hidden": 16}, "hops_per_clip": 4}'
 
@@ -33,7 +35,7 @@ def all_clips(data_root):
                          ("emopia", "emopia/label.csv")):
         if not (data_root / marker).exists():
             pytest.skip(f"{name} not found under {data_root}")
-    return {name: load_dataset(name, data_root) for name in C.TRAINABLE}
+    return {name: load_dataset(name, data_root) for name in E.TRAINABLE}
 
 
 def _groups(clips, ids):
@@ -45,26 +47,26 @@ def _groups(clips, ids):
 
 
 def test_limit_is_per_dataset_and_balanced(all_clips):
-    q4 = C._limit(all_clips["4q"], 8, seed=0)
+    q4 = E.limit_clips(all_clips["4q"], 8, seed=0)
     assert sorted(Counter(c.quadrant for c in q4).values()) == [2, 2, 2, 2]
-    em = C._limit(all_clips["emopia"], 8, seed=0)
+    em = E.limit_clips(all_clips["emopia"], 8, seed=0)
     assert Counter(c.meta["split"] for c in em) == {"train": 4, "val": 4}
     assert sorted(Counter(c.quadrant for c in em).values()) == [2, 2, 2, 2]
-    assert {c.meta["split"] for c in C._limit(all_clips["emopia"], 2, seed=0)} == {"train", "val"}
-    vg = C._limit(all_clips["vgmidi"], 4, seed=0)
+    assert {c.meta["split"] for c in E.limit_clips(all_clips["emopia"], 2, seed=0)} == {"train", "val"}
+    vg = E.limit_clips(all_clips["vgmidi"], 4, seed=0)
     arousal = sorted(float(np.nanmean(c.arousal)) for c in vg)
     assert len(vg) == 4 and arousal[0] < arousal[-1]  # one piece per arousal quartile, not four alike
-    assert C._limit(all_clips["vgmidi"], 4, seed=0) == vg  # seeded
+    assert E.limit_clips(all_clips["vgmidi"], 4, seed=0) == vg  # seeded
     # per data set: 8 of each, whatever the others hold
-    mixed = [c for name in ("4q", "emopia") for c in C._limit(all_clips[name], 8, seed=0)]
+    mixed = [c for name in ("4q", "emopia") for c in E.limit_clips(all_clips[name], 8, seed=0)]
     assert Counter(c.dataset for c in mixed) == {"4q": 8, "emopia": 8}
 
 
 def test_cv_splits_group_disjoint_emopia_val_never_trained(all_clips):
     from emotrack.data.splits import grouped_kfold
 
-    clips = [c for name in C.TRAINABLE for c in all_clips[name]]
-    plan = C.cv_splits(clips, 5, seed=0)
+    clips = [c for name in E.TRAINABLE for c in all_clips[name]]
+    plan = F.cv_splits(clips, 5, seed=0)
     emopia_val = {i for i, c in enumerate(clips) if c.dataset == "emopia" and c.meta["split"] == "val"}
     emopia_train = {i for i, c in enumerate(clips) if c.dataset == "emopia" and c.meta["split"] == "train"}
     kfold = {i for i, c in enumerate(clips) if c.dataset in ("4q", "vgmidi")}
@@ -79,17 +81,17 @@ def test_cv_splits_group_disjoint_emopia_val_never_trained(all_clips):
         assert len(parts["val"]) < len(parts["train"]) / 3  # ~1/7 held out for early stopping
         tested.update(parts["test"] & kfold)
     assert set(tested) == kfold and set(tested.values()) == {1}  # every 4Q/VGMIDI clip tested exactly once
-    final = C.final_split(clips, seed=0)
+    final = F.final_split(clips, seed=0)
     assert set(final["excluded"].tolist()) == emopia_val
     assert not emopia_val & set(np.concatenate([final["train"], final["val"]]).tolist())
     # EMOPIA alone: one "fold", the official split
     em = all_clips["emopia"]
-    (only,) = C.cv_splits(em, 5, seed=0)
+    (only,) = F.cv_splits(em, 5, seed=0)
     assert {em[i].meta["split"] for i in only["test"]} == {"val"}
     assert {em[i].meta["split"] for i in np.concatenate([only["train"], only["val"]])} == {"train"}
     # 4Q alone keeps the folds of earlier runs (bench/accuracy/*_4q_cv.json)
     q4 = all_clips["4q"]
-    for fold, (_, test) in zip(C.cv_splits(q4, 5, seed=0), grouped_kfold(q4, 5, seed=0), strict=True):
+    for fold, (_, test) in zip(F.cv_splits(q4, 5, seed=0), grouped_kfold(q4, 5, seed=0), strict=True):
         assert np.array_equal(fold["test"], test)
 
 
@@ -208,7 +210,7 @@ def test_train_multitask_4q_vgmidi_emopia_and_evaluate(cli, capsys, data_root, a
     _valid_quadrant(em["pooled"], 4)
     for fold in cv["per_fold"]:
         assert fold["n_test_by_dataset"]["emopia"] == 2 and fold["n_train_by_dataset"]["emopia"] <= 2
-    by_id = {c.id: c for name in C.TRAINABLE for c in all_clips[name]}
+    by_id = {c.id: c for name in E.TRAINABLE for c in all_clips[name]}
     doc = _check_splits_file(out / "splits.json", by_id)
     assert {by_id[i].meta["split"] for i in doc["final"]["excluded"]} == {"val"}
     assert (out / "mca_4q_vgmidi_emopia_cv.md").read_text().count("## ") == 3
@@ -229,3 +231,21 @@ def test_train_multitask_4q_vgmidi_emopia_and_evaluate(cli, capsys, data_root, a
     assert {by_id[i].meta["split"] for i in emopia_ids} == {"val"}
     for name in ("4q", "emopia"):
         _valid_quadrant(report["datasets"][name]["quadrant"], 2)
+
+
+def test_architecture_text_names_the_frontend_layer():
+    """The card says how wide each hop's frame is: musicnn's default layer, or the one the run chose."""
+    from emotrack.frontends.musicnn import WIDTHS
+    from emotrack.training.card_text import architecture_text
+
+    default = architecture_text("mca", {"frontend": "musicnn_tonal"})
+    pooled = architecture_text("mca", {"frontend": "musicnn_tonal"}, {"layer": "pooled"})
+    assert f"2 x {WIDTHS['penultimate']} values)" in default and "layer" not in default.split("->")[0]
+    assert f"2 x {WIDTHS['pooled']} values of its pooled layer" in pooled
+
+
+def test_load_clips_refuses_an_unknown_emopia_split(tmp_path):
+    from emotrack.data.clips import DataError
+
+    with pytest.raises(DataError, match="unknown EMOPIA split 'test'"):
+        E.load_clips(tmp_path, ["emopia"], tmp_path, emopia_split="test")

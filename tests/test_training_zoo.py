@@ -54,7 +54,7 @@ def test_auxiliary_terms_present_only_where_expected():
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory, tiny_4q_clips):
-    from emotrack.training.commands import load_examples
+    from emotrack.training.examples import load_examples
 
     clips = tiny_4q_clips
     root = tmp_path_factory.mktemp("features")

@@ -23,8 +23,8 @@ from typing import Any
 
 from emotrack.assets import ASSETS
 from emotrack.export.onnx import export_onnx
+from emotrack.training.card_text import card_metrics
 from emotrack.training.checkpoint import load_checkpoint, save_checkpoint
-from emotrack.training.commands import _card_metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 NAME = "mca-musicnn"
@@ -64,7 +64,7 @@ def main() -> None:
     model, card, payload = load_checkpoint(args.checkpoint)
     card = copy.deepcopy(card)
     card.name, card.version = NAME, args.version
-    card.metrics = _card_metrics(json.loads(args.cv.read_text()))
+    card.metrics = card_metrics(json.loads(args.cv.read_text()))
     if not args.no_checks:
         card.metrics.update(checks_metrics(json.loads(args.checks.read_text()), json.loads(args.response.read_text())))
     save_checkpoint(ASSETS / "checkpoints" / f"{NAME}.pt", payload["model"], payload["kwargs"], model, card)

@@ -54,8 +54,8 @@ def calibration(cv_run: Path, data_root: str, render_cache: str, cache: str) -> 
     from emotrack.frontends import Normalizer
     from emotrack.realtime.smoothing import DEFAULT_SMOOTHING, make_smoother
     from emotrack.training.checkpoint import load_checkpoint
-    from emotrack.training.commands import load_clips, load_examples
     from emotrack.training.evaluate import stream_predictions, torch_predictor
+    from emotrack.training.examples import load_clips, load_examples
 
     splits = json.loads((cv_run / "splits.json").read_text())["folds"]
     clips = load_clips(data_root, ["vgmidi"], render_cache)
@@ -91,7 +91,7 @@ def music_active(cv_run: Path, data_root: str, render_cache: str, cache: str) ->
 
     from emotrack.frontends import Normalizer
     from emotrack.training.checkpoint import load_checkpoint
-    from emotrack.training.commands import load_clips, load_examples
+    from emotrack.training.examples import load_clips, load_examples
     from emotrack.training.trainer import slide_contexts
 
     splits = json.loads((cv_run / "splits.json").read_text())["folds"]
@@ -160,7 +160,7 @@ def quiet_music(data_root: str, render_cache: str, n: int = 20) -> dict[str, Any
     from emotrack.audio import load_audio, rms_dbfs
     from emotrack.csvout import read_csv
     from emotrack.data.nonmusic import scale_to_dbfs
-    from emotrack.training.commands import load_clips
+    from emotrack.training.examples import load_clips
 
     clips = load_clips(data_root, ["emopia"], render_cache, emopia_split="val")[:n]
     out = {}

@@ -91,13 +91,13 @@ def _splits(name: str, clips: Sequence[Any]) -> dict[str, Any]:
 
 def load_clips(name: str, data_root: str, render_cache: str) -> list[Any]:
     """The clips of one data set that have audio, exactly as ``emotrack train`` loads them."""
-    from emotrack.training.commands import load_clips as load
+    from emotrack.training.examples import load_clips as load
 
     return load(data_root, [name], render_cache, workers=1)
 
 
 def pack(args: argparse.Namespace) -> None:
-    from emotrack.training.commands import load_examples
+    from emotrack.training.examples import load_examples
 
     clips = load_clips(args.data, args.data_root, args.render_cache)
     examples, cache = load_examples(clips, args.cache, workers=1, progress=False)
@@ -243,8 +243,9 @@ def run(args: argparse.Namespace) -> None:
 
 
 def collect(args: argparse.Namespace) -> None:
-    from emotrack.training.commands import _machine, load_examples
+    from emotrack.training.commands import machine_facts
     from emotrack.training.evaluate import evaluate_predictions
+    from emotrack.training.examples import load_examples
     from emotrack.training.trainer import Example
 
     results = Path(args.results)
@@ -277,7 +278,7 @@ def collect(args: argparse.Namespace) -> None:
         summary: dict[str, Any] = {
             "model": model, "data": args.data, "folds": len(per_fold), "split": args.split_text or "",
             "per_fold": per_fold, "epochs": per_fold[0]["epochs_run"] if per_fold else None,
-            "device": device, "machine_collect": _machine(), "command": "python -m bench.accuracy.device_cv "
+            "device": device, "machine_collect": machine_facts(), "command": "python -m bench.accuracy.device_cv "
             + " ".join(shlex.quote(a) for a in sys.argv[1:]), "run_command": args.run_command,
         }
         if "quadrant" in pooled:

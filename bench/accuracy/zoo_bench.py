@@ -96,9 +96,9 @@ def logreg(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray) -> np.n
 
 
 def machine() -> dict[str, Any]:
-    from emotrack.training.commands import _machine
+    from emotrack.training.commands import machine_facts
 
-    return _machine()
+    return machine_facts()
 
 
 def write(out: Path, name: str, payload: dict[str, Any]) -> None:
@@ -112,7 +112,7 @@ def write(out: Path, name: str, payload: dict[str, Any]) -> None:
 
 
 def examples_for(clips: Sequence[Any], cache: str, frontend: str) -> list[Any]:
-    from emotrack.training.commands import load_examples
+    from emotrack.training.examples import load_examples
 
     return load_examples(clips, cache, workers=1, progress=False, frontend=frontend)[0]
 

@@ -4,23 +4,11 @@ Both take the ``argparse.Namespace`` that :func:`emotrack.cli.build_parser` prod
 single place that defines options and their defaults (build one in code with
 ``build_parser().parse_args(["train", "mca", ...])``).
 
-Data sets (``--datasets``, any combination; multi-task when several):
-
-* ``4q``: audio clips, static quadrant -> (valence, arousal) *sign* targets on every hop; grouped by artist.
-* ``vgmidi``: MIDI rendered into the render cache, per-measure V/A -> *continuous* targets per hop;
-  grouped by piece.
-* ``emopia``: MIDI rendered into the render cache, static quadrant -> sign targets; grouped by song, with
-  the official song-level split: its *train* songs train, its *val* songs are only ever evaluated.
-
-Losses (:mod:`emotrack.training.losses`): sign targets -> BCE on ``2 * logits`` (``tanh(logits)`` is the
-expected sign); continuous targets -> MSE + ``ccc_weight`` x (1 - CCC). One batch mixes both kinds.
-
-Splits (``--folds k``): 4Q and VGMIDI clips go through one artist/piece-grouped stratified k-fold
-(:func:`~emotrack.data.splits.grouped_kfold`); EMOPIA's train songs join every fold's training part and its
-val songs are every fold's EMOPIA test set (metrics per fold, reported as the fold mean). With EMOPIA alone
-the CV is its official split, one "fold". Early stopping watches a grouped stratified holdout of ~1/7 of
-each training part (:func:`_inner_split`), never test or EMOPIA-val clips. The final model trains on
-everything except EMOPIA val. ``<out>/splits.json`` lists the clip ids of every part, for audit.
+The pieces live beside this module: which clips and frames (:mod:`emotrack.training.examples`), the grouped
+folds and the final split (:mod:`emotrack.training.folds`), the training loop and its losses
+(:mod:`emotrack.training.trainer`, :mod:`emotrack.training.losses`) and what the model card says
+(:mod:`emotrack.training.card_text`). Metrics are per data set and per fold, never pooled across sets;
+``<out>/splits.json`` lists the clip ids of every part, for audit.
 """
 
 from __future__ import annotations
@@ -42,85 +30,36 @@ from typing import Any
 import numpy as np
 import torch
 
-from emotrack.data.clips import Clip, DataError
+from emotrack.data.clips import Clip
 from emotrack.errors import ConfigError
 from emotrack.export.metadata import ModelCard
 from emotrack.frontends import Normalizer
-from emotrack.models.registry import EXTRA_OUTPUTS, MUSIC_OUTPUT
+from emotrack.training.card_text import (
+    CARD_METRIC_KEYS,
+    GROUP_TEXT,
+    REGRESSION_KEYS,
+    card_metrics,
+    card_template,
+    ensemble_text,
+    training_text,
+)
 from emotrack.training.checkpoint import save_checkpoint
 from emotrack.training.cv_report import cv_markdown
 from emotrack.training.evaluate import evaluate_predictions, stream_predictions, torch_predictor
-from emotrack.training.features import FeatureCache
+from emotrack.training.examples import (
+    QUADRANT_DATASETS,
+    check_datasets,
+    count_by_dataset,
+    load_clips,
+    load_examples,
+    nonmusic_examples,
+)
+from emotrack.training.folds import cv_splits, final_split, write_splits
 from emotrack.training.objectives import describe as describe_objective
 from emotrack.training.objectives import model_frontend
 from emotrack.training.trainer import Example, TrainConfig, TrainResult, train
 
-__all__ = [
-    "TRAINABLE",
-    "cv_splits",
-    "evaluate_main",
-    "final_split",
-    "load_clips",
-    "load_examples",
-    "run_cv",
-    "train_main",
-]
-
-TRAINABLE = ("4q", "vgmidi", "emopia")
-"""Data sets ``train``/``evaluate`` accept (the ones with audio or renderable MIDI here)."""
-MIDI_DATASETS = ("vgmidi", "emopia")
-QUADRANT_DATASETS = ("4q", "emopia")
-EMOPIA_SPLITS = ("train", "val", "all")
-
-CARD_METRIC_KEYS = (
-    "weighted_f1", "accuracy", "precision", "recall", "arousal_sign_accuracy", "valence_sign_accuracy",
-)
-REGRESSION_KEYS = tuple(f"{d}_{m}" for d in ("valence", "arousal") for m in ("ccc", "pcc", "rmse"))
-FRONTEND_TEXT = {
-    "logmel": "log-mel frames",
-    "logmel_tonal": "log-mel frames with chroma and major/minor key clarity",
-    "wave": "raw 16 kHz audio",
-    "smile260": "openSMILE ComParE LLD + delta mean/std (Smile-260) frames",
-    "musicnn": "pretrained musicnn (Million Song Dataset tagger) embeddings, streamed (newest 2.9 s of final frames)",
-    "musicnn_tonal": "pretrained musicnn (Million Song Dataset tagger) embeddings of the newest 2.9 s and 1 s, "
-                     "streamed, with the hop's chroma and major/minor key clarity",
-}
-DATA_TEXT = {
-    "4q": "4Q audio clips (Panda et al. 2018)",
-    "vgmidi": "VGMIDI video-game piano pieces rendered from MIDI (Ferreira & Whitehead 2019)",
-    "emopia": "EMOPIA pop-piano clips rendered from MIDI, official train split (Hung et al. 2021)",
-}
-GROUP_TEXT = {"4q": "artist", "vgmidi": "piece", "emopia": "song"}
-
-
-def architecture_text(model: str, kwargs: dict[str, Any]) -> str:
-    """Human-readable architecture line for the model card."""
-    if model != "mca":
-        from emotrack.models.registry import ARCHITECTURES
-
-        return ARCHITECTURES.get(model, model)
-    import inspect
-
-    from emotrack.models.mca import MCA
-
-    p = {k: v.default for k, v in inspect.signature(MCA.__init__).parameters.items() if k != "self"}
-    p.update(kwargs)
-    frame = {
-        "musicnn": "each 0.5 s hop's streamed musicnn embedding of its newest 2.9 s of final frames (200 values)",
-        "musicnn_tonal": "each 0.5 s hop's streamed musicnn embeddings of its newest 2.9 s and 1.0 s of final frames "
-                         "(2 x 200 values) and the mean/std of its 25 rows of chroma and key clarity (28 values)",
-        "smile260": "each 0.5 s hop's Smile-260 functionals (260 values)",
-    }.get(p.get("frontend") or "logmel")
-    if frame is None:
-        tonal = " (+ mean/std of its chroma and key-clarity columns)" if p.get("frontend") == "logmel_tonal" else ""
-        frame = ("each 0.5 s log-mel patch [25x64] -> in-graph per-band mean/std/|delta|/max/min, onset envelope, "
-                 f"sub-band spectral contrast and loudness-envelope statistics{tonal}")
-    return (
-        f"MCA-C (Ma et al., ACM MM 2017; causal joint V/A variant): {frame} "
-        f"-> linear+LayerNorm+GELU (d={p['d']}); three {p['layers']}-layer attention-LSTMs "
-        f"(hidden {p['hidden']}) over the newest 5/10/20 frames (2.5/5/10 s); per-output multi-scale attention "
-        "fusion; va = tanh(logits)"
-    )
+__all__ = ["evaluate_main", "machine_facts", "run_cv", "train_main"]
 
 
 def _log(opts: argparse.Namespace, text: str) -> None:
@@ -129,243 +68,9 @@ def _log(opts: argparse.Namespace, text: str) -> None:
         print(text, file=sys.stderr, flush=True)
 
 
-# -- data ------------------------------------------------------------------------------------------
-
-
-def _check_datasets(datasets: Sequence[str] | None) -> list[str]:
-    """Deduplicated data set names, or a one-line :class:`DataError` for an unknown one."""
-    names = list(dict.fromkeys(datasets or []))
-    unknown = [n for n in names if n not in TRAINABLE]
-    if unknown or not names:
-        what = f"unknown data set {unknown[0]!r}" if unknown else "no data set given"
-        raise DataError(f"{what}; train and evaluate take {', '.join(TRAINABLE)} (any combination)")
-    return names
-
-
-def _strata_keys(clips: Sequence[Clip]) -> list[str]:
-    """Balancing key per clip: quadrant, mean-arousal quartile (continuous), EMOPIA quadrant x split.
-
-    EMOPIA's split comes second so that, taking strata in sorted order, even a tiny limit gets val clips.
-    """
-    from emotrack.data.splits import strata
-
-    return [f"{k}/{c.meta.get('split')}" if c.dataset == "emopia" else str(k)
-            for c, k in zip(clips, strata(clips), strict=True)]
-
-
-def _limit(clips: Sequence[Clip], limit: int | None, seed: int) -> list[Clip]:
-    """At most ``limit`` clips of *one* data set, balanced over its strata, seeded, in the original order.
-
-    Why balanced: quick runs and CI still see every quadrant (4Q), every arousal level (VGMIDI) and both
-    EMOPIA splits. Strata take turns until ``limit`` clips are picked.
-    """
-    if not limit or limit >= len(clips):
-        return list(clips)
-    rng = np.random.default_rng(seed)
-    by_key: dict[str, list[int]] = {}
-    for i, key in enumerate(_strata_keys(clips)):
-        by_key.setdefault(key, []).append(i)
-    per = -(-limit // len(by_key))
-    drawn = [[members[i] for i in rng.choice(len(members), min(per, len(members)), replace=False)]
-             for members in (by_key[k] for k in sorted(by_key))]
-    picked: list[int] = []
-    for rank in range(per):
-        picked += [d[rank] for d in drawn if rank < len(d)]
-    return [clips[i] for i in sorted(picked[:limit])]
-
-
-def load_clips(
-    data_root: str | Path,
-    datasets: Sequence[str],
-    render_cache: str | Path | None = None,
-    *,
-    limit: int | None = None,
-    seed: int = 0,
-    emopia_split: str = "all",
-    soundfont: str | Path | None = None,
-    workers: int = 2,
-    progress: bool = False,
-) -> list[Clip]:
-    """Clips with audio for the named data sets: each limited (per data set) *before* MIDI is rendered.
-
-    ``emopia_split`` keeps only EMOPIA's official ``"train"`` or ``"val"`` songs (``"all"``: clips of both).
-    MIDI sets need ``render_cache``; renders already there are reused.
-    """
-    from emotrack.data.cache import load_dataset
-    from emotrack.data.render import render_clips
-
-    names = _check_datasets(datasets)
-    if not Path(data_root).expanduser().is_dir():
-        raise DataError(f"data root not found: {data_root}")
-    clips: list[Clip] = []
-    for name in names:
-        part = load_dataset(name, data_root)
-        if name == "emopia":
-            keep = ("train", "val") if emopia_split == "all" else (emopia_split,)
-            part = [c for c in part if c.meta.get("split") in keep]
-        part = _limit(part, limit, seed)
-        if name in MIDI_DATASETS:
-            if render_cache is None:
-                raise DataError(f"{name} is MIDI: give a render cache folder (--render-cache)")
-            part = render_clips(part, render_cache, soundfont, workers=max(1, workers), progress=progress)
-        clips += [c for c in part if c.audio_path is not None]
-    if not clips:
-        raise DataError(f"no clips with audio in {', '.join(names)} under {data_root}")
-    return clips
-
-
-def load_examples(
-    clips: Sequence[Any],
-    cache_root: str | Path,
-    workers: int = 2,
-    progress: bool = True,
-    frontend: str = "logmel",
-    frontend_params: dict[str, Any] | None = None,
-) -> tuple[list[Example], FeatureCache]:
-    """Cache the front-end frames of ``clips`` and wrap them as :class:`Example` (same order).
-
-    Quadrant clips get sign targets (``quadrant``); clips with a V/A series get continuous ``targets``,
-    NaN past the labelled part (rendered MIDI runs a few seconds past its last bar).
-    """
-    cache = FeatureCache(cache_root, frontend, frontend_params)
-    cache.build([c.audio_path for c in clips], workers=workers, progress=progress)
-    examples = []
-    for c in clips:
-        frames = cache.load(c.audio_path)
-        targets = None
-        if c.valence is not None:
-            targets = np.full((len(frames), 2), np.nan, np.float32)
-            n = min(len(frames), len(c.valence))
-            targets[:n, 0], targets[:n, 1] = c.valence[:n], c.arousal[:n]
-        examples.append(Example(c.id, c.group, frames, int(c.quadrant or 0), targets))
-    return examples, cache
-
-
-def nonmusic_examples(
-    n: int,
-    cache_root: str | Path,
-    frontend: str,
-    frontend_params: dict[str, Any] | None = None,
-    seed: int = 0,
-    workers: int = 2,
-    progress: bool = True,
-) -> list[Example]:
-    """``n`` generated non-music clips (:func:`emotrack.data.nonmusic.make_nonmusic`) as training examples.
-
-    Their targets are the neutral centre (0, 0) on every hop and ``music=False``; they join every training
-    part (they belong to no data set, so no split can leak them) and are never validated or tested on.
-    """
-    from emotrack.data.nonmusic import make_nonmusic
-
-    if n <= 0:
-        return []
-    made = make_nonmusic(Path(cache_root) / "nonmusic", n, seed=seed)
-    cache = FeatureCache(cache_root, frontend, frontend_params)
-    cache.build([p for p, _ in made], workers=workers, progress=progress)
-    out = []
-    for path, _ in made:
-        frames = cache.load(path)
-        out.append(Example(f"nonmusic/{path.stem}", "nonmusic", frames, 0, np.zeros((len(frames), 2), np.float32),
-                           music=False))
-    return out
-
-
 def _render_cache(opts: argparse.Namespace) -> Path:
     """``--render-cache``, defaulting to ``--cache`` (where ``emotrack data prepare`` renders too)."""
     return Path(opts.render_cache or opts.cache)
-
-
-# -- splits ----------------------------------------------------------------------------------------
-
-
-def _inner_split(clips: Sequence[Clip], seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Grouped, stratified ~1/7 holdout of training clips for early stopping (never test data).
-
-    Tiny subsets (CI) hold out a larger share (down to 1/2), so every stratum can still appear in both parts.
-    """
-    from emotrack.data.splits import grouped_kfold, strata
-
-    n_groups = len({c.group for c in clips})
-    if n_groups < 2:
-        raise DataError(f"{len(clips)} training clip(s) from {n_groups} artist/piece/song: too few for a "
-                        "validation holdout (raise --limit)")
-    counts = np.unique(strata(clips), return_counts=True)[1]
-    return grouped_kfold(clips, k=int(min(np.clip(counts.min(), 2, 7), n_groups)), seed=seed)[0]
-
-
-def _emopia_parts(clips: Sequence[Clip]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Indices of (k-fold clips: 4Q/VGMIDI, EMOPIA train, EMOPIA val)."""
-    split = np.array([c.meta.get("split") if c.dataset == "emopia" else "kfold" for c in clips], dtype=object)
-    return np.flatnonzero(split == "kfold"), np.flatnonzero(split == "train"), np.flatnonzero(split == "val")
-
-
-def _check_disjoint(clips: Sequence[Clip], parts: dict[str, np.ndarray]) -> None:
-    """Every pair of parts is group-disjoint, and no EMOPIA val clip is in a training part."""
-    from emotrack.data.splits import assert_group_disjoint
-
-    names = list(parts)
-    for i, a in enumerate(names):
-        for b in names[i + 1 :]:
-            assert_group_disjoint(clips, parts[a], parts[b])
-    for part in ("train", "val"):
-        if any(clips[j].dataset == "emopia" and clips[j].meta.get("split") == "val" for j in parts.get(part, [])):
-            raise AssertionError(f"an EMOPIA val clip reached the {part} part")
-
-
-def cv_splits(clips: Sequence[Clip], folds: int, seed: int = 0, inner_seed: int | None = None) -> list[dict]:
-    """Cross-validation plan: per fold ``{"train", "val", "test"}`` index arrays into ``clips``.
-
-    4Q/VGMIDI: ``folds``-fold artist/piece-grouped stratified CV (``seed``); EMOPIA train songs are added
-    to every fold's training part, EMOPIA val songs to every fold's test part. EMOPIA alone: one fold,
-    official train -> val. ``val`` is the early-stopping holdout of the training part (``inner_seed``).
-    """
-    from emotrack.data.splits import grouped_kfold
-
-    kfold, em_train, em_val = _emopia_parts(clips)
-    if len(kfold):
-        try:
-            outer = [(kfold[tr], kfold[te]) for tr, te in grouped_kfold([clips[i] for i in kfold], folds, seed)]
-        except ValueError as exc:
-            raise DataError(f"cannot make {folds} grouped folds: {exc} (lower --folds or raise --limit)") from None
-    else:
-        outer = [(np.array([], int), np.array([], int))]
-    plan = []
-    for tr, te in outer:
-        dev = np.concatenate([tr, em_train]).astype(int)
-        inner_tr, inner_va = _inner_split([clips[j] for j in dev], seed if inner_seed is None else inner_seed)
-        fold = {"train": np.sort(dev[inner_tr]), "val": np.sort(dev[inner_va]),
-                "test": np.sort(np.concatenate([te, em_val]).astype(int))}
-        _check_disjoint(clips, fold)
-        plan.append(fold)
-    return plan
-
-
-def final_split(clips: Sequence[Clip], seed: int = 0) -> dict[str, np.ndarray]:
-    """The final model's ``{"train", "val", "excluded"}``: every clip but EMOPIA val, with an inner holdout."""
-    kfold, em_train, em_val = _emopia_parts(clips)
-    dev = np.sort(np.concatenate([kfold, em_train]).astype(int))
-    tr, va = _inner_split([clips[j] for j in dev], seed)
-    parts = {"train": dev[tr], "val": dev[va], "excluded": em_val}
-    _check_disjoint(clips, {"train": parts["train"], "val": parts["val"]})
-    return parts
-
-
-def _write_splits(path: Path, clips: Sequence[Clip], plan: list[dict] | None, final: dict | None) -> None:
-    """Clip ids of every part (audit trail: reviewers can check group disjointness from the file)."""
-    ids = lambda idx: [clips[j].id for j in idx]  # noqa: E731
-    doc: dict[str, Any] = {}
-    if plan is not None:
-        doc["folds"] = [{k: ids(v) for k, v in f.items()} for f in plan]
-    if final is not None:
-        doc["final"] = {k: ids(v) for k, v in final.items()}
-    path.write_text(json.dumps(doc, indent=0))
-
-
-def _count(clips: Sequence[Clip], idx: Sequence[int]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for j in idx:
-        out[clips[j].dataset] = out.get(clips[j].dataset, 0) + 1
-    return out
 
 
 # -- training --------------------------------------------------------------------------------------
@@ -403,105 +108,6 @@ def _config(opts: argparse.Namespace) -> TrainConfig:
         raise ConfigError(str(exc)) from None
     return cfg
 
-
-def _description(datasets: Sequence[str], frontend: str, cfg: TrainConfig | None = None) -> str:
-    """Model-card description that says what the outputs mean given the training targets."""
-    text = (
-        "Causal streaming music emotion model: every 0.5 s it reads the newest 10 s of "
-        f"{FRONTEND_TEXT.get(frontend, frontend)} and outputs (valence, arousal) in [-1, 1]. "
-    )
-    signs = [n for n in datasets if n in QUADRANT_DATASETS]
-    names = {"4q": "4Q", "emopia": "EMOPIA", "vgmidi": "VGMIDI"}
-    if cfg is not None and cfg.targets == "graded":
-        from emotrack.training.trainer import GRADED_SCALE
-
-        parts = []
-        if signs:
-            parts.append(f"static {' and '.join(names[n] for n in signs)} quadrants as graded targets (+-"
-                         f"{GRADED_SCALE[0]} valence, +-{GRADED_SCALE[1]} arousal, the RMS of DEAM songs' annotations)")
-        if "vgmidi" in datasets:
-            parts.append("VGMIDI's continuous per-measure labels")
-        sources = " and ".join(parts)
-        extra = music = ""
-        if cfg.medley_p:
-            extra = (" Trained on medleys (cuts between clips of different quadrants and to generated silence, "
-                     "noise and speech) with per-hop step targets, so it follows changes within a stream.")
-        if cfg.model_kwargs.get("music_head"):
-            music = (" Its extra output 'music' is the probability that the context holds music; the runtime "
-                     "turns it into each hop's confidence and active flag.")
-        return text + f"Values are graded on the scale people annotate: trained on {sources}.{extra}{music}"
-    if signs and "vgmidi" not in datasets:
-        return text + (
-            f"Trained on static {' and '.join(names[n] for n in signs)} quadrant labels, so va is the expected sign "
-            "of valence/arousal (its quadrant is the predicted Russell quadrant); magnitudes are confidence, "
-            "not graded intensity."
-        )
-    if not signs:
-        return text + (
-            "Trained on VGMIDI's continuous per-measure valence/arousal (rendered piano), so va is a graded "
-            "estimate on that annotation scale."
-        )
-    return text + (
-        f"Trained multi-task: continuous VGMIDI valence/arousal (rendered piano) and static "
-        f"{' and '.join(names[n] for n in signs)} quadrant labels as sign targets, so va is graded on "
-        "VGMIDI-like input and tends to the expected sign (its quadrant the predicted quadrant) elsewhere."
-    )
-
-
-def _card_template(
-    opts: argparse.Namespace, cache: FeatureCache, cfg: TrainConfig, datasets: Sequence[str]
-) -> ModelCard:
-    return ModelCard(
-        name=opts.model,
-        version="0.1.0",
-        frontend={"name": cache.frontend_name, "params": cache.frontend_params},
-        architecture=architecture_text(opts.model, cfg.model_kwargs),
-        description=_description(datasets, cache.frontend_name, cfg),
-        training={"config": asdict(cfg), **describe_objective(opts.model)},
-        outputs={"va": ["valence", "arousal"], "range": [-1.0, 1.0],
-                 "extra": {**EXTRA_OUTPUTS.get(opts.model, {}),
-                           **(MUSIC_OUTPUT if cfg.model_kwargs.get("music_head") else {})}},
-    )
-
-
-def _training_text(opts: argparse.Namespace, clips: Sequence[Clip], idx: np.ndarray, cfg: TrainConfig) -> dict:
-    """``data``, ``targets`` and ``model_selection`` of the final card: what the model was really trained on."""
-    used = _count(clips, idx)
-    names = [n for n in _check_datasets(opts.datasets) if n in used]
-    if names == ["4q"] and not opts.limit:
-        data = f"4Q development set ({len(clips)} clips, {Path(opts.data_root) / '4q'})"
-    else:
-        data = "; ".join(f"{DATA_TEXT[n]}: {used[n]} clips" for n in names)
-    signs = [n for n in names if n in QUADRANT_DATASETS]
-    targets, scores = [], []
-    if signs and cfg.targets == "graded":
-        from emotrack.training.trainer import GRADED_SCALE
-
-        targets.append(f"{', '.join(signs)}: static quadrant -> graded point (+-{GRADED_SCALE[0]} valence, "
-                       f"+-{GRADED_SCALE[1]} arousal: RMS of the 1,802 DEAM songs' mean annotations) on every hop; "
-                       f"MSE + {cfg.ccc_weight} x (1 - CCC) on va = tanh(logits)")
-        scores.append("clip weighted F1 (+ 0.1 x mean sign margin) on quadrant clips")
-    elif signs:
-        targets.append(f"{', '.join(signs)}: static quadrant -> (valence sign, arousal sign) on every hop; BCE on "
-                       f"2*logits vs (sign+1)/2 with label smoothing {cfg.label_smoothing}, so va = tanh(logits) is "
-                       "the expected sign")
-        scores.append("clip weighted F1 (+ 0.1 x mean sign margin) on quadrant clips")
-    if "vgmidi" in names:
-        targets.append("vgmidi: mean-annotator (valence, arousal) per 0.5 s hop (per-measure labels, constant bar "
-                       f"length); MSE + {cfg.ccc_weight} x (1 - CCC) on va = tanh(logits)")
-        scores.append("mean per-piece CCC of V and A on VGMIDI")
-    if cfg.medley_p:
-        targets.append(f"medleys: with chance {cfg.medley_p} a sequence cuts from its clip to one of another quadrant "
-                       f"of the same training part or (share {cfg.nonmusic_p}) to one of {cfg.nonmusic} generated "
-                       "non-music clips (silence, noise, hum, espeak-ng speech; target (0, 0)), per-hop step targets"
-                       + (f"; per-sequence {cfg.sequence_ccc} x (1 - CCC)" if cfg.sequence_ccc else "")
-                       + (f"; per-sequence {cfg.sequence_pcc} x (1 - PCC)" if cfg.sequence_pcc else ""))
-    if cfg.model_kwargs.get("music_head"):
-        targets.append(f"music head: {cfg.music_weight} x BCE(music logit, 1 for music hops, 0 for non-music hops)")
-    selection = (f"best {cfg.smooth}-epoch-smoothed score on a grouped stratified 1/7 holdout "
-                 f"({', '.join(f'{n} by {GROUP_TEXT[n]}' for n in names)}): {' and '.join(scores)}"
-                 + (", averaged" if len(scores) > 1 else ""))
-    return {"data": data, "targets": "; ".join(targets), "model_selection": selection}
 
 
 def _by_dataset(clips: Sequence[Clip], test_idx: np.ndarray, test: list[Example], preds: list[np.ndarray]) -> dict:
@@ -582,14 +188,9 @@ def _fit(
     model, member_card, members = combine_checkpoints(paths)
     merged = copy.deepcopy(card)
     merged.normalization, merged.architecture = member_card.normalization, member_card.architecture
-    merged.training = {**merged.training, **_ensemble_text(members)}
+    merged.training = {**merged.training, **ensemble_text(members)}
     return TrainResult(model, merged, history=[], best_epoch=-1, seconds=0.0), members
 
-
-def _ensemble_text(members: list[dict[str, Any]]) -> dict[str, Any]:
-    """The ``training`` entries of an ensemble's card (fold and final alike)."""
-    return {"ensemble": f"mean of the outputs of {len(members)} models trained by this recipe with different "
-                        "seeds (hparams seed)", "members": members}
 
 
 def _save(path: Path, cfg: TrainConfig, result: TrainResult, members: list, card: ModelCard | None = None) -> None:
@@ -649,7 +250,7 @@ def run_cv(
         preds = stream_predictions(torch_predictor(result.model), Normalizer.from_dict(result.card.normalization), test)
         row: dict[str, Any] = {
             "fold": i, "n_train": len(tr), "n_val": len(va), "n_test": len(te),
-            "n_train_by_dataset": _count(clips, tr), "n_test_by_dataset": _count(clips, te),
+            "n_train_by_dataset": count_by_dataset(clips, tr), "n_test_by_dataset": count_by_dataset(clips, te),
             "best_epoch": result.best_epoch + 1, "epochs_run": len(result.history),
             "train_seconds": round(result.seconds, 1),
         }
@@ -700,7 +301,7 @@ def _headline_text(name: str, fold: tuple[int, list[Example], list[np.ndarray]])
     return f"{name} global CCC V {g['valence_ccc']:.3f} A {g['arousal_ccc']:.3f}"
 
 
-def _machine() -> dict[str, Any]:
+def machine_facts() -> dict[str, Any]:
     cpu = platform.processor() or "unknown"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -726,28 +327,6 @@ def _command(opts: argparse.Namespace) -> str:
     return getattr(opts, "command_line", None) or " ".join(shlex.quote(a) for a in ["emotrack", *sys.argv[1:]])
 
 
-def _card_metrics(cv: dict[str, Any]) -> dict[str, Any]:
-    """Card metrics: ``4q_cv`` (fold means), ``vgmidi_cv`` (pooled global + per-piece), ``emopia_val``."""
-    datasets = cv.get("datasets") or {"4q": cv}  # CV files written before multi-data-set training
-    out: dict[str, Any] = {}
-    if "4q" in datasets:
-        r = datasets["4q"]
-        out["4q_cv"] = {"folds": cv["folds"], "grouping": "artist",
-                        **{k: round(r["mean"][k], 4) for k in CARD_METRIC_KEYS}, "clip_rule": cv["clip_rule"]}
-    if "vgmidi" in datasets:
-        p = datasets["vgmidi"]["pooled"]
-        out["vgmidi_cv"] = {"folds": cv["folds"], "grouping": "piece",
-                            "global": {k: round(p["global"][k], 4) for k in REGRESSION_KEYS},
-                            "per_piece": {k: round(p["per_song"][k], 4) for k in REGRESSION_KEYS},
-                            "pooled": "every piece once, predicted by the model of its test fold"}
-    if "emopia" in datasets:
-        r = datasets["emopia"]
-        out["emopia_val"] = {"split": "official song-level train -> val", "models": len(r["per_fold"]),
-                             "n_clips": r["per_fold"][0]["n_test"],
-                             **{k: round(r["mean"][k], 4) for k in CARD_METRIC_KEYS},
-                             "clip_rule": cv["clip_rule"]}
-    return out
-
 
 def _headline(cv: dict[str, Any]) -> dict[str, Any]:
     """Summary numbers per data set for the command's JSON output."""
@@ -763,7 +342,7 @@ def train_main(args: argparse.Namespace) -> dict[str, Any]:
     opts = args
     torch.set_num_threads(max(1, int(opts.threads)))
     cfg = _config(opts)
-    names = _check_datasets(opts.datasets)
+    names = check_datasets(opts.datasets)
     clips = load_clips(opts.data_root, names, _render_cache(opts), limit=opts.limit, seed=int(opts.seed),
                        soundfont=opts.soundfont, workers=int(opts.workers), progress=not opts.quiet)
     out = Path(opts.out)
@@ -773,22 +352,22 @@ def train_main(args: argparse.Namespace) -> dict[str, Any]:
         frontend=cfg.model_kwargs.get("frontend") or model_frontend(opts.model),  # e.g. mca on smile260
         frontend_params=cfg.frontend_params or None,
     )
-    card = _card_template(opts, cache, cfg, names)
+    card = card_template(opts, cache, cfg, names)
     extra = nonmusic_examples(cfg.nonmusic, opts.cache, cache.frontend_name, cache.frontend_params, seed=cfg.seed,
                               workers=int(opts.workers), progress=not opts.quiet)
-    summary: dict[str, Any] = {"n_clips": len(clips), "n_clips_by_dataset": _count(clips, range(len(clips)))}
+    summary: dict[str, Any] = {"n_clips": len(clips), "n_clips_by_dataset": count_by_dataset(clips, range(len(clips)))}
     if extra:
         summary["n_nonmusic"] = len(extra)
     cv = plan = None
     final = final_split(clips, cfg.seed) if opts.final else None
     if int(opts.folds or 0) > 1:
         plan = cv_splits(clips, int(opts.folds), int(opts.seed), cfg.seed)
-    _write_splits(out / "splits.json", clips, plan, final)
+    write_splits(out / "splits.json", clips, plan, final)
     if getattr(opts, "ensemble", None):
         _check_ensemble_splits(opts, out)
     if plan is not None:
         cv = run_cv(clips, examples, opts, cfg, card, out, plan, extra_train=extra)
-        cv.update(model=opts.model, config=asdict(cfg), machine=_machine(), command=_command(opts),
+        cv.update(model=opts.model, config=asdict(cfg), machine=machine_facts(), command=_command(opts),
                   date=date.today().isoformat(), data=", ".join(names), n_clips=len(clips))
         stem = out / f"{opts.model}_{'_'.join(names)}_cv"
         stem.with_suffix(".json").write_text(json.dumps(cv, indent=1))
@@ -807,7 +386,7 @@ def train_main(args: argparse.Namespace) -> dict[str, Any]:
                                [examples[j] for j in final["val"]], cfg, card, out)
         final_card = copy.deepcopy(result.card)
         final_card.training = {
-            **_training_text(opts, clips, np.concatenate([final["train"], final["val"]]), cfg),
+            **training_text(opts, clips, np.concatenate([final["train"], final["val"]]), cfg),
             "excluded": f"EMOPIA official val split ({len(final['excluded'])} clips), kept for evaluation"
             if len(final["excluded"]) else "none",
             "command": _command(opts),
@@ -819,11 +398,11 @@ def train_main(args: argparse.Namespace) -> dict[str, Any]:
             **describe_objective(opts.model),
         }
         if members:
-            final_card.training.update(_ensemble_text(members))
+            final_card.training.update(ensemble_text(members))
             final_card.training.pop("epochs")
             final_card.training.pop("best_epoch")
         if cv is not None:
-            final_card.metrics = _card_metrics(cv)
+            final_card.metrics = card_metrics(cv)
         _save(out / "final_best.pt", cfg, result, members, final_card)
         summary["final"] = {**({"members": members} if members else {"best_epoch": result.best_epoch + 1}),
                             "seconds": round(result.seconds, 1), "checkpoint": str(out / "final_best.pt")}
@@ -856,7 +435,7 @@ def evaluate_main(args: argparse.Namespace) -> dict[str, Any]:
         from emotrack.training.evaluate import onnx_predictor
 
         predict, card = onnx_predictor(opts.model)
-    names = _check_datasets(opts.datasets)
+    names = check_datasets(opts.datasets)
     result: dict[str, Any] = {"model": card.model_id, "n_clips": 0, "datasets": {}}
     norm = Normalizer.from_dict(card.normalization)
     for name in names:
