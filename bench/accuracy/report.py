@@ -250,6 +250,9 @@ DEFAULT_RUNS = {
     "mca-musicnn-default-pcc-s1": "its member seed 1 alone (hparams seed 1)",
     "mca-musicnn-pooled": "experiment, not shipped: its member seed 0's recipe on musicnn's 1,506 pooled "
                           "statistics per window (`frontend_params` layer `pooled`, 3,040 features), not its 200 units",
+    "mca-musicnn-pooled-s1": "experiment, not shipped: the same on the pooled layer, hparams seed 1",
+    "mca-musicnn-pooled-pair": "experiment, not shipped: the two pooled-layer seeds averaged (`--ensemble`), the "
+                               "counterpart of the shipped pair",
     "mca-musicnn-default-0.5": "previous default 0.5.0: the same pair without the PCC term",
     "mca-musicnn-default-0.4": "0.5.0's member seed 0 alone = the 0.4.0 recipe: musicnn_tonal front end, medleys with "
                                "3 cuts, 6 more hops scored after each cut",
