@@ -63,12 +63,11 @@ def architecture_text(model: str, kwargs: dict[str, Any], frontend_params: dict[
         return ARCHITECTURES.get(model, model)
     import inspect
 
+    from emotrack.frontends.musicnn import WIDTHS
     from emotrack.models.mca import MCA
 
     p = {k: v.default for k, v in inspect.signature(MCA.__init__).parameters.items() if k != "self"}
     p.update(kwargs)
-    from emotrack.frontends.musicnn import WIDTHS
-
     layer = (frontend_params or {}).get("layer", "penultimate")
     width = f"{WIDTHS.get(layer, '?')} values" + ("" if layer == "penultimate" else f" of its {layer} layer")
     frame = {
@@ -196,7 +195,6 @@ def ensemble_text(members: list[dict[str, Any]]) -> dict[str, Any]:
                         "seeds (hparams seed)", "members": members}
 
 
-
 def card_metrics(cv: dict[str, Any]) -> dict[str, Any]:
     """Card metrics: ``4q_cv`` (fold means), ``vgmidi_cv`` (pooled global + per-piece), ``emopia_val``."""
     datasets = cv.get("datasets") or {"4q": cv}  # CV files written before multi-data-set training
@@ -218,4 +216,3 @@ def card_metrics(cv: dict[str, Any]) -> dict[str, Any]:
                              **{k: round(r["mean"][k], 4) for k in CARD_METRIC_KEYS},
                              "clip_rule": cv["clip_rule"]}
     return out
-
