@@ -245,7 +245,7 @@ SIGINT_DURING_MODELS = """
 import os, signal, sys
 from emotrack import cli
 
-listing = cli._cmd_models
+listing = cli.models_command
 
 
 def interrupted_listing(args):
@@ -253,7 +253,7 @@ def interrupted_listing(args):
     return listing(args)
 
 
-cli._cmd_models = interrupted_listing
+cli.models_command = interrupted_listing
 sys.exit(cli.main(["models"]))
 """
 

@@ -1,29 +1,18 @@
-"""Command-line interface: ``emotrack run | analyze | sessions | report | devices | models | export | train | evaluate |
-data``.
+"""The ``emotrack`` argument parser: every command's options, with their help and examples.
 
-The CLI only parses options and reports errors; the work is done by the library. Any
-:class:`~emotrack.errors.EmotrackError` becomes one line on stderr and a non-zero exit status.
+What the command line accepts lives here and nowhere else; :mod:`emotrack.cli` dispatches the parsed arguments,
+:mod:`emotrack.options` checks what argparse cannot (ranges, files, combinations).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
-import json
-import os
-import shlex
-import signal
-import sys
-import threading
-import tomllib
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from emotrack import __version__
-from emotrack.errors import ConfigError, EmotrackError
+from emotrack.cli.help_text import COMMAND_HELP
+from emotrack.errors import ConfigError
 from emotrack.realtime.smoothing import DEFAULT_SMOOTHING, parse_param
-from emotrack.stopsignals import OWN_HANDLED, held
 
 SMOOTHING_NAMES = ("ema", "one-euro", "triangle", "none")
 
@@ -59,6 +48,7 @@ def _add_smoothing_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--smoothing-param", action="append", type=_key_value, default=[], metavar="KEY=VALUE",
                    help="smoother parameter, repeatable: ema attack=1.0 release=2.0 (seconds); "
                    "one-euro min_cutoff=0.05 beta=2.0 d_cutoff=1.0 (Hz); triangle taps=13")
+
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -314,6 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+
 class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
     """Keeps the examples (text with its own line breaks) as written, and wraps one-paragraph descriptions."""
 
@@ -322,82 +313,6 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
             return super()._fill_text(text, width, indent)
         return argparse.HelpFormatter._fill_text(self, text, width, indent)
 
-
-COMMAND_HELP: dict[str, tuple[str | None, str]] = {
-    "run": (None, """\
-examples:
-  emotrack run                                   # default input (or the bundled example), OSC to 127.0.0.1:9000
-  emotrack run --file set.wav --loop --osc 192.168.1.20:9000
-  emotrack run --device "USB Audio" --ws-host 0.0.0.0 --csv show.csv"""),
-    "analyze": (None, """\
-examples:
-  emotrack analyze song.mp3 --out curves/
-  emotrack analyze music/ --out curves/ --jobs 4   # a folder, searched recursively
-  emotrack analyze a.wav b.flac --out curves/ --model mca -q"""),
-    "devices": ("List the audio input devices PortAudio sees: index, name, host API, input channels and default "
-                "sample rate; * marks the default input. Give an index or part of a name to `run --device`.", """\
-examples:
-  emotrack devices
-  emotrack run --device 3
-  emotrack devices --json"""),
-    "models": ("List the models emotrack can run: name and version (* the default), what it reads (its front end), "
-               "CPU cost per hop where its card records it, 4Q weighted F1 of its recipe's grouped cross-validation "
-               "and the data sets it was trained on; personal models (`emotrack personalize`) after the bundled ones.",
-               """\
-examples:
-  emotrack models
-  emotrack models --json                         # every card's fields
-  emotrack run --model mca                       # run another one"""),
-    "export": ("Export a training checkpoint (.pt) to an ONNX model with emotrack's metadata; it refuses to write "
-               "unless ONNX Runtime matches PyTorch on real audio. Needs the train extra.", """\
-examples:
-  emotrack export runs/mca/final_best.pt -o my_model.onnx
-  emotrack export runs/mca/final_best.pt --fp16   # float16 graph for GPUs
-  emotrack run --model my_model.onnx"""),
-    "train": (None, """\
-examples:
-  emotrack train mca --data-root DATA --datasets 4q --frontend logmel_tonal --out runs/mca
-  emotrack train mca --data-root DATA --datasets 4q --hparams '{"seed": 1}' --out runs/mca-s1   # another seed
-  emotrack train mca --data-root DATA --datasets 4q --ensemble runs/mca runs/mca-s1 -o runs/ens --export ens.onnx"""),
-    "evaluate": (None, """\
-examples:
-  emotrack evaluate mca --data-root DATA --datasets 4q
-  emotrack evaluate runs/multi/final_best.pt --data-root DATA --datasets vgmidi emopia -o metrics.json"""),
-    "data": ("Data preparation for training: `data prepare` renders the MIDI data sets (VGMIDI, EMOPIA) to audio "
-             "once and indexes every clip, so that train and evaluate start at once.", """\
-examples:
-  emotrack data prepare --data-root DATA --cache .cache/features"""),
-    "data prepare": ("Render the MIDI data sets (VGMIDI, EMOPIA) to audio with a General MIDI soundfont, once, and "
-                     "index every clip of the data sets in --datasets; later runs reuse both.", """\
-examples:
-  emotrack data prepare --data-root DATA --cache .cache/features
-  emotrack data prepare --data-root DATA --datasets vgmidi --soundfont FluidR3_GM.sf2"""),
-    "personalize": (None, """\
-examples:
-  emotrack annotate song.ogg --out my_curve.csv
-  emotrack personalize --audio song.ogg --labels my_curve.csv
-  emotrack run --model mca-musicnn-personal-1a2b3c4d   # the name it printed"""),
-    "annotate": (None, """\
-examples:
-  emotrack annotate song.ogg --out my_curve.csv
-  emotrack annotate song.ogg --out my_curve.csv --once --no-browser"""),
-    "meta-train": (None, """\
-examples:
-  emotrack meta-train runs/mca-musicnn/final_best.pt --data-root DATA -o runs/meta/meta.pt
-  emotrack meta-train runs/cv/final_best.pt --splits runs/cv/splits.json --fold 2 -o runs/meta/fold2.pt
-  emotrack export runs/meta/meta.pt -o meta.onnx"""),
-    "sessions": (None, """\
-examples:
-  emotrack run --session ~/emotrack-sessions --client P07
-  emotrack sessions ~/emotrack-sessions
-  emotrack sessions ~/emotrack-sessions --json"""),
-    "report": (None, """\
-examples:
-  emotrack report ~/emotrack-sessions -o latest.html
-  emotrack report ~/emotrack-sessions --session 3 -o session3.pdf"""),
-}
-"""Per command: a description where the parser has none (None: keep its own) and the examples shown after the
-options by ``--help``."""
 
 
 def _describe(sub: argparse._SubParsersAction, prefix: str = "") -> None:
@@ -412,6 +327,7 @@ def _describe(sub: argparse._SubParsersAction, prefix: str = "") -> None:
         for action in command._actions:
             if isinstance(action, argparse._SubParsersAction):
                 _describe(action, f"{prefix}{name} ")
+
 
 
 def _add_data_options(p: argparse.ArgumentParser) -> None:
@@ -430,388 +346,3 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int,
                    help="use at most this many clips per data set, balanced over quadrants/arousal/splits (quick runs)")
     p.add_argument("--seed", type=int, default=0, help="seed for splits, --limit and training (default: 0)")
-
-
-RUN_DESTS = {
-    "file", "device", "samplerate", "channels", "blocksize", "latency", "fast", "loop", "duration", "model",
-    "provider", "threads", "smoothing", "smoothing_params", "osc", "osc_prefix", "osc_range", "no_osc", "ws_host",
-    "ws_port", "ws_queue", "no_ws", "csv", "quiet", "osc_in", "no_osc_in", "verbose", "ws_token", "ws_require_token",
-    "ws_insecure", "ws_allow_origin", "ws_allow_host", "ws_cert", "ws_key", "ws_max_clients", "session", "append",
-    "client", "notes", "keep_audio", "per_channel", "url", "midi", "midi_virtual", "midi_channel", "midi_cc",
-    "midi_14bit", "midi_rate", "midi_refresh", "mdns",
-}
-
-
-def load_config(path: Path) -> dict[str, Any]:
-    """Read the ``[run]`` table of a TOML file (keys as the long option names, - or _)."""
-    from emotrack.options import check_config_types
-
-    try:
-        doc = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
-    except IsADirectoryError:
-        raise ConfigError(f"--config {path} is a folder; give a .toml file") from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
-    table = doc.get("run", doc)
-    if not isinstance(table, dict):
-        raise ConfigError(f"{path}: [run] must be a table of options, got {type(table).__name__} {table!r}")
-    values = {k.replace("-", "_"): v for k, v in table.items()}
-    unknown = sorted(set(values) - RUN_DESTS)
-    if unknown:
-        names = ", ".join(k if k.isprintable() else repr(k) for k in unknown)  # a key may hold a newline: one line
-        raise ConfigError(f"{path}: unknown option(s) {names}")
-    check_config_types(values, str(path))
-    if isinstance(values.get("osc"), str):
-        values["osc"] = [values["osc"]]
-    if isinstance(values.get("midi"), int):  # a port index
-        values["midi"] = str(values["midi"])
-    for key in ("ws_allow_origin", "ws_allow_host", "url", "midi_cc"):
-        if isinstance(values.get(key), str):
-            values[key] = [values[key]]
-    for key in ("file", "csv", "session", "ws_cert", "ws_key"):  # argparse converts its own strings only
-        if isinstance(values.get(key), str):
-            values[key] = Path(values[key])
-    return values
-
-
-def _cmd_run(args: argparse.Namespace) -> int:
-    from emotrack.options import check_run
-    from emotrack.realtime.live import LiveConfig, run_live
-    from emotrack.realtime.midi import parse_cc_overrides
-
-    if args.midi == "list":
-        from emotrack.realtime.midi import output_port_names
-
-        print("\n".join(f"{i}: {n}" for i, n in enumerate(output_port_names()))
-              or "no MIDI output ports (--midi-virtual NAME opens one)")
-        return 0
-    params = dict(args.config_smoothing_params)
-    params.update(dict(args.smoothing_param))
-    cfg = LiveConfig(
-        model=args.model, provider=args.provider, threads=args.threads, file=args.file, device=args.device,
-        samplerate=args.samplerate, channels=args.channels, per_channel=args.per_channel, url=list(args.url),
-        blocksize=args.blocksize, latency=args.latency,
-        fast=args.fast, loop=args.loop, duration=args.duration, osc=args.osc or ["127.0.0.1:9000"],
-        osc_prefix=args.osc_prefix, osc_range=args.osc_range, no_osc=args.no_osc, ws_host=args.ws_host,
-        ws_port=args.ws_port, ws_queue=args.ws_queue, no_ws=args.no_ws, smoothing=args.smoothing,
-        smoothing_params=params, csv=args.csv, quiet=args.quiet, osc_in=args.osc_in, no_osc_in=args.no_osc_in,
-        ws_token=args.ws_token, ws_require_token=args.ws_require_token, ws_insecure=args.ws_insecure,
-        ws_allow_origin=list(args.ws_allow_origin), ws_allow_host=list(args.ws_allow_host), ws_cert=args.ws_cert,
-        ws_key=args.ws_key, ws_max_clients=args.ws_max_clients, session=args.session, append=args.append,
-        client=args.client, notes=args.notes, keep_audio=args.keep_audio, midi=args.midi,
-        midi_virtual=args.midi_virtual, midi_channel=args.midi_channel, midi_cc=parse_cc_overrides(args.midi_cc),
-        midi_14bit=args.midi_14bit, midi_rate=args.midi_rate, midi_refresh=args.midi_refresh, mdns=args.mdns,
-    )
-    if cfg.file is not None and cfg.device is not None:
-        raise ConfigError("give either --file or --device, not both")
-    if isinstance(cfg.channels, str):
-        from emotrack.realtime.multistream import parse_channels
-
-        if not cfg.per_channel:
-            raise ConfigError(f"--channels {cfg.channels}: a selection of channels needs --per-channel")
-        parse_channels(cfg.channels)
-    for flag in ("append", "client", "notes", "keep_audio"):
-        if getattr(cfg, flag) and cfg.session is None:
-            raise ConfigError(f"--{flag.replace('_', '-')} needs --session DIR")
-    if (cfg.per_channel or cfg.url) and (cfg.keep_audio or cfg.append):
-        raise ConfigError("--keep-audio and --append work on one stream, not with --per-channel or --url")
-    if args.verbose:
-        import logging
-
-        logging.basicConfig(level=logging.INFO, format="emotrack: %(message)s")
-        logging.getLogger("websockets").setLevel(logging.WARNING)  # ours say the same with the reason
-    check_run(vars(cfg))
-    if cfg.latency not in ("low", "high"):
-        try:
-            cfg.latency = float(cfg.latency)  # type: ignore[assignment]
-        except ValueError:
-            raise ConfigError(f"--latency must be 'low', 'high' or seconds, got {cfg.latency!r}") from None
-    summary = run_live(cfg)
-    lost = f", {summary['csv_errors']} CSV writes failed" if summary.get("csv_errors") else ""
-    if summary.get("invalid_hops"):
-        lost += f", {summary['invalid_hops']} hops with a non-finite model output (held)"
-    if summary.get("ws_refused"):
-        lost += f", {summary['ws_refused']} WebSocket clients refused"
-    if summary.get("errors", {}).get("midi"):
-        lost += f", {summary['errors']['midi']} MIDI messages not sent"
-    for name, count in summary.get("failed_outputs", {}).items():
-        lost += f", output {name} failed on {count} hops"
-    print(f"emotrack: {summary['hops']} hops, {summary['dropped']} samples dropped{lost}", file=sys.stderr)
-    if "session" in summary:
-        store_lost = f", {summary['store_lost']} lost (write errors)" if summary.get("store_lost") else ""
-        print(f"emotrack: session {summary['session']}: {summary['stored']} hops and {summary['markers']} markers "
-              f"stored{store_lost}", file=sys.stderr)
-    return 0
-
-
-def _cmd_analyze(args: argparse.Namespace) -> int:
-    from emotrack.analyze import AnalyzeSummary, analyze_files, default_jobs
-    from emotrack.batch import analyze_catalogue, check_engine_options, collect_inputs, parquet_sources, write_parquet
-    from emotrack.inference import ModelRunner
-    from emotrack.options import check_output_dir, check_output_file, check_range
-    from emotrack.realtime.smoothing import make_smoother
-
-    check_range("threads", args.threads)
-    check_output_dir(args.out)  # before the model loads: a bad --out fails at once
-    check_output_file(args.parquet, "--parquet")
-    check_engine_options(args.engine, args.address, args.gpus_per_worker, args.provider, args.jobs)
-    items = collect_inputs(args.audio)
-    smoother = make_smoother(args.smoothing, **dict(args.smoothing_param))
-    runner = ModelRunner(args.model, provider=args.provider, threads=args.threads)
-    if args.engine == "ray":
-        summary = analyze_catalogue(items, args.out, runner, smoother, provider=args.provider, jobs=args.jobs,
-                                    address=args.address, gpus_per_worker=args.gpus_per_worker, progress=not args.quiet)
-        failed = summary.failed
-    else:
-        jobs = default_jobs() if args.jobs is None else args.jobs
-        done = AnalyzeSummary()
-        failed = analyze_files([item.path for item in items], args.out, runner, smoother, progress=not args.quiet,
-                               jobs=jobs, summary=done)
-    for _, message in failed:
-        print(f"emotrack: error: {message}", file=sys.stderr)
-    print((summary if args.engine == "ray" else done).line(args.out), file=sys.stderr)
-    if args.parquet is not None:
-        write_parquet(args.parquet, parquet_sources(items, args.out, failed, args.engine))
-    return 2 if failed else 0
-
-
-def _cmd_devices(args: argparse.Namespace) -> int:
-    from emotrack.realtime.capture import list_input_devices
-
-    devices = list_input_devices()
-    if args.json:
-        print(json.dumps(devices, indent=2))
-        return 0
-    if not devices:
-        print("no audio input devices found (use `emotrack run --file PATH` to track a file)")
-        return 0
-    print(f"{'':2}{'index':>5}  {'name':<40} {'host API':<12} {'channels':>8} {'rate':>8}")
-    for d in devices:
-        mark = "*" if d.get("default") else " "
-        print(f"{mark:2}{d['index']:>5}  {d['name'][:40]:<40} {d['hostapi'][:12]:<12} "
-              f"{d['max_input_channels']:>8} {d['default_samplerate']:>8.0f}")
-    print("(* default input)")
-    return 0
-
-
-FRONTEND_WORDS = {"musicnn": "musicnn embeddings", "musicnn_tonal": "musicnn + chroma, key", "logmel": "log-mel",
-                  "logmel_tonal": "log-mel + chroma, key",
-                  "wave": "raw waveform", "smile260": "openSMILE 260"}
-"""What each front end reads, in the words ``emotrack models`` shows."""
-
-DATASET_NAMES = ("4Q", "VGMIDI", "EMOPIA", "DEAM", "PMEmo")
-
-
-def _without_paths(text: str) -> str:
-    """A card's text without file-system paths (``../shared/data/4q``: where it was trained, not for users)."""
-    import re
-
-    return re.sub(r",?\s*(?<![\w/.~])(?:\.{1,2}/|~/|/)[^\s,;)]*", "", text).strip()
-
-
-def _trained_on(training: dict[str, Any]) -> str:
-    """The data-set names a card's training text mentions, e.g. ``4Q, VGMIDI, EMOPIA``."""
-    import re
-
-    text = str(training.get("data", ""))
-    names = [n for n in DATASET_NAMES if re.search(rf"\b{n}\b", text, re.IGNORECASE)]
-    found = ", ".join(names) or _without_paths(text)[:40] or "n/a"
-    return found + (" + one listener" if training.get("personalised") else "")
-
-
-def _model_entry(name: str, default: str) -> dict[str, Any]:
-    """One model's card fields for ``emotrack models``: the card summary, paths removed, plus what the table shows."""
-    from emotrack.inference import ModelRunner, bundled_models
-
-    runner = ModelRunner(name, provider="cpu")
-    card = runner.card.summary()
-    card["training"] = _without_paths(str(card["training"]))
-    card["datasets"] = _trained_on(runner.card.training)
-    card["default"] = name == default
-    card["file"] = runner.path.name
-    card["location"] = "bundled" if name in bundled_models() else "user"
-    return card
-
-
-def _cmd_models(args: argparse.Namespace) -> int:
-    """A compact table (``--json``: every card's fields); CPU cost only where a card records ``cpu_ms_per_hop``."""
-    from emotrack.errors import ModelError
-    from emotrack.inference import DEFAULT_MODEL, available_models
-
-    cards = []
-    for name in sorted(available_models(), key=lambda n: n != DEFAULT_MODEL):  # the default first, personal last
-        try:
-            cards.append(_model_entry(name, DEFAULT_MODEL))
-        except ModelError as exc:  # one broken file in the user models folder must not hide the others
-            print(f"emotrack: warning: skipped {name}: {exc}", file=sys.stderr)
-    if args.json:
-        print(json.dumps(cards, indent=2))
-        return 0
-    if not cards:
-        print("no bundled models")
-        return 0
-    from rich.console import Console
-    from rich.table import Table
-
-    cpu = any("cpu_ms_per_hop" in c["metrics"] for c in cards)
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("", "model", "reads", *(["CPU ms/hop"] if cpu else []), "4Q F1", "trained on"):
-        table.add_column(column, justify="right" if column in ("CPU ms/hop", "4Q F1") else "left")
-    for c in cards:
-        f1 = c["metrics"].get("4q_cv", {}).get("weighted_f1")
-        ms = c["metrics"].get("cpu_ms_per_hop")
-        table.add_row("*" if c["default"] else "", f"{c['name']} {c['version']}",
-                      FRONTEND_WORDS.get(c["frontend"], str(c["frontend"])),
-                      *([f"{ms:.1f}" if isinstance(ms, int | float) else "-"] if cpu else []),
-                      f"{100 * f1:.1f} %" if isinstance(f1, int | float) else "-", c["datasets"])
-    console = Console(highlight=False)
-    console.print(table)
-    console.print("* default (--model NAME picks another)   4Q F1: grouped 5-fold CV of its recipe")
-    console.print(("" if cpu else "CPU cost per hop: the README's Models table   ") + "all card fields: --json")
-    return 0
-
-
-def _cmd_data(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    if args.data_command != "prepare":
-        parser.parse_args(["data", "--help"])
-    from emotrack.data.cache import prepare
-
-    summary = prepare(args.data_root, args.render_cache or args.cache, args.datasets, args.limit,
-                      soundfont=args.soundfont)
-    print(json.dumps(summary, indent=2))
-    return 0
-
-
-TRAIN_MODULES = {"torch", "onnx", "onnxscript", "sklearn", "pretty_midi", "onnxconverter_common"}
-
-
-def _train_extra(exc: ImportError) -> EmotrackError:
-    return EmotrackError(f"this command needs the train extra ({exc.name} missing): pip install 'emotrack[train]'")
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM or SIGHUP arrived before a command installed its own handling (while imports or the model load)."""
-
-
-def _terminated(signum: int, frame: object) -> None:
-    raise Terminated(signum)
-
-
-HELD_IMPORTS = {
-    "run": ("soundfile", "soxr", "onnxruntime", "numpy.fft", "emotrack.options", "emotrack.realtime.live",
-            "emotrack.realtime.midi"),
-    "analyze": ("soundfile", "soxr", "onnxruntime", "numpy.fft", "multiprocessing.synchronize", "emotrack.analyze",
-                "emotrack.batch", "emotrack.inference", "emotrack.options", "emotrack.realtime.smoothing"),
-    "sessions": ("emotrack.session.commands",),
-    "report": ("emotrack.session.commands",),
-    "personalize": ("emotrack.personal.commands",),
-    "annotate": ("emotrack.personal.commands",),
-}
-"""What a command imports before it starts, with the stop signals held (:mod:`emotrack.stopsignals`): for `run`,
-everything up to its own handlers; for `analyze`, all it loads, numpy's lazy fft included (``tests/test_signals.py``
-checks that nothing is imported after the hold); for the others, their command module. `train` and friends import
-torch unheld: a signal there is told apart in :func:`main`."""
-
-HELD_COMMANDS = ("models", "devices")
-"""Commands that run entirely with the stop signals held: they take well under a second, and Ctrl-C is handled as
-they end (exit 130) rather than inside one of the C extensions they load (onnxruntime, PortAudio)."""
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    # Until `run` installs its own handlers, SIGTERM/SIGHUP end the process like Ctrl-C, not with a signal death:
-    # a service manager that stops emotrack during start-up sees a clean exit.
-    # A signal ignored on entry (SIGHUP under nohup) stays ignored: stopsignals.IGNORED_ON_ENTRY.
-    if threading.current_thread() is threading.main_thread():
-        for sig in OWN_HANDLED:
-            signal.signal(sig, _terminated)
-    command = None
-    try:
-        with held():  # a signal now is handled as the hold ends, outside any C extension's initialisation
-            parser = build_parser()
-            argv = list(sys.argv[1:] if argv is None else argv)
-            args = parser.parse_args(argv)
-            command = args.command
-            for name in HELD_IMPORTS.get(command, ()):
-                importlib.import_module(name)
-        if command is None:
-            parser.print_help()
-            return 2
-        if args.command == "run":
-            args.config_smoothing_params = {}
-            if args.config is not None:
-                # the file gives defaults; flags on the command line still win
-                values = load_config(args.config)
-                args.config_smoothing_params = values.pop("smoothing_params", {})
-                parser.run_parser.set_defaults(**values)
-                args = parser.parse_args(argv)
-                args.config_smoothing_params = load_config(args.config).get("smoothing_params", {})
-            return _cmd_run(args)
-        if args.command == "analyze":
-            return _cmd_analyze(args)
-        if args.command in HELD_COMMANDS:
-            with held():
-                return _cmd_devices(args) if args.command == "devices" else _cmd_models(args)
-        if args.command == "sessions":
-            from emotrack.session.commands import sessions_main
-
-            return sessions_main(args)
-        if args.command == "report":
-            from emotrack.session.commands import report_main
-
-            return report_main(args)
-        if args.command in ("personalize", "annotate"):
-            from emotrack.personal import commands
-
-            return commands.personalize_main(args) if args.command == "personalize" else commands.annotate_main(args)
-        try:
-            if args.command == "export":
-                from emotrack.export.onnx import export_main
-
-                return export_main(args) or 0
-            if args.command == "train":
-                from emotrack.training.commands import train_main
-
-                args.command_line = shlex.join(["emotrack", *argv])
-                print(json.dumps(train_main(args), indent=2, default=str))
-                return 0
-            if args.command == "evaluate":
-                from emotrack.training.commands import evaluate_main
-
-                print(json.dumps(evaluate_main(args), indent=2, default=str))
-                return 0
-            if args.command == "data":
-                return _cmd_data(args, parser)
-            if args.command == "meta-train":
-                from emotrack.training.meta import meta_train_main
-
-                print(json.dumps(meta_train_main(args), indent=2))
-                return 0
-        except ImportError as exc:
-            if exc.name and exc.name.split(".")[0] in TRAIN_MODULES:
-                raise _train_extra(exc) from None
-            raise
-    except EmotrackError as exc:
-        print(f"emotrack: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except Terminated:
-        return 0 if command == "run" else 143  # a stopped service is fine; a cut-short analysis is not
-    except KeyboardInterrupt:
-        return 130
-    except ImportError as exc:
-        # A signal during the import of a C extension (onnxruntime, in commands that do not hold signals for it)
-        # surfaces as "ImportError: initialization failed" caused by the KeyboardInterrupt: it is still that
-        # interrupt, not a broken installation.
-        if isinstance(exc.__cause__, Terminated):
-            return 0 if command == "run" else 143
-        if isinstance(exc.__cause__, KeyboardInterrupt):
-            return 130
-        raise
-    except BrokenPipeError:  # `emotrack models | head`: the reader left; not an error of ours
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at interpreter exit
-        return 0
-    parser.print_help()
-    return 2
