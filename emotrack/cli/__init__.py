@@ -31,7 +31,7 @@ from emotrack.stopsignals import OWN_HANDLED, held
 __all__ = ["RUN_DESTS", "build_parser", "load_config", "main"]
 
 
-TRAIN_MODULES = {"torch", "onnx", "onnxscript", "sklearn", "pretty_midi", "onnxconverter_common"}
+TRAIN_MODULES = {"torch", "onnx", "onnxscript", "sklearn", "pretty_midi", "onnxconverter_common", "librosa"}
 
 
 def _train_extra(exc: ImportError) -> EmotrackError:

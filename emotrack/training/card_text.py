@@ -17,7 +17,7 @@ import numpy as np
 from emotrack.data.clips import Clip
 from emotrack.export.metadata import ModelCard
 from emotrack.models.registry import EXTRA_OUTPUTS, MUSIC_OUTPUT
-from emotrack.training.examples import QUADRANT_DATASETS, check_datasets, count_by_dataset
+from emotrack.training.examples import MIDI_DATASETS, QUADRANT_DATASETS, check_datasets, count_by_dataset
 from emotrack.training.features import FeatureCache
 from emotrack.training.objectives import describe as describe_objective
 from emotrack.training.trainer import TrainConfig
@@ -181,6 +181,11 @@ def training_text(opts: argparse.Namespace, clips: Sequence[Clip], idx: np.ndarr
                        "non-music clips (silence, noise, hum, espeak-ng speech; target (0, 0)), per-hop step targets"
                        + (f"; per-sequence {cfg.sequence_ccc} x (1 - CCC)" if cfg.sequence_ccc else "")
                        + (f"; per-sequence {cfg.sequence_pcc} x (1 - PCC)" if cfg.sequence_pcc else ""))
+    shifted = [n for n in names if n not in MIDI_DATASETS]
+    if cfg.pitch_shifts and shifted:
+        steps = ", ".join(f"{s:+d}" for s in cfg.pitch_shifts)
+        targets.append(f"pitch-shifted copies ({steps} semitones, librosa) of every {', '.join(shifted)} clip keep "
+                       "its labels; each use of a clip draws the original or a copy")
     if cfg.model_kwargs.get("music_head"):
         targets.append(f"music head: {cfg.music_weight} x BCE(music logit, 1 for music hops, 0 for non-music hops)")
     selection = (f"best {cfg.smooth}-epoch-smoothed score on a grouped stratified 1/7 holdout "

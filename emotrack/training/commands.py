@@ -96,6 +96,10 @@ def _config(opts: argparse.Namespace) -> TrainConfig:
         raise ConfigError(f"unknown hyperparameters {sorted(unknown)} (known: {sorted(known)})")
     for k, v in extra.items():
         setattr(cfg, k, v)
+    shifts = cfg.pitch_shifts
+    if not isinstance(shifts, list) or any(type(s) is not int or not 0 < abs(s) <= 12 for s in shifts) \
+            or len(set(shifts)) != len(shifts):
+        raise ConfigError(f"pitch_shifts must be a list of distinct non-zero semitones within ±12, got {shifts!r}")
     if getattr(opts, "frontend", None):
         cls = MODELS[opts.model]
         if opts.frontend not in (cls.frontends or (cls.frontend,)):
@@ -350,7 +354,7 @@ def train_main(args: argparse.Namespace) -> dict[str, Any]:
     examples, cache = load_examples(
         clips, opts.cache, workers=int(opts.workers), progress=not opts.quiet,
         frontend=cfg.model_kwargs.get("frontend") or model_frontend(opts.model),  # e.g. mca on smile260
-        frontend_params=cfg.frontend_params or None,
+        frontend_params=cfg.frontend_params or None, pitch_shifts=cfg.pitch_shifts,
     )
     card = card_template(opts, cache, cfg, names)
     extra = nonmusic_examples(cfg.nonmusic, opts.cache, cache.frontend_name, cache.frontend_params, seed=cfg.seed,

@@ -132,23 +132,35 @@ def load_examples(
     progress: bool = True,
     frontend: str = "logmel",
     frontend_params: dict[str, Any] | None = None,
+    pitch_shifts: Sequence[int] = (),
 ) -> tuple[list[Example], FeatureCache]:
     """Cache the front-end frames of ``clips`` and wrap them as :class:`Example` (same order).
 
     Quadrant clips get sign targets (``quadrant``); clips with a V/A series get continuous ``targets``,
-    NaN past the labelled part (rendered MIDI runs a few seconds past its last bar).
+    NaN past the labelled part (rendered MIDI runs a few seconds past its last bar). With ``pitch_shifts``,
+    each recorded-audio clip (not rendered MIDI) also gets its copies shifted by those semitones as
+    ``variants`` (cached like the frames).
     """
     cache = FeatureCache(cache_root, frontend, frontend_params)
     cache.build([c.audio_path for c in clips], workers=workers, progress=progress)
+    recorded = [c.audio_path for c in clips if c.dataset not in MIDI_DATASETS]
+    for shift in pitch_shifts:
+        cache.build(recorded, workers=workers, progress=progress, shift=int(shift))
     examples = []
     for c in clips:
         frames = cache.load(c.audio_path)
+        variants: tuple[np.ndarray, ...] = ()
+        if pitch_shifts and c.dataset not in MIDI_DATASETS:
+            variants = tuple(cache.load(c.audio_path, int(s)) for s in pitch_shifts)
+            if any(v.shape != frames.shape for v in variants):
+                raise DataError(f"{c.id}: a pitch-shifted copy's frames differ in shape from the clip's "
+                                f"({frames.shape}); clear its -p*.npy files in {cache.dir}")
         targets = None
         if c.valence is not None:
             targets = np.full((len(frames), 2), np.nan, np.float32)
             n = min(len(frames), len(c.valence))
             targets[:n, 0], targets[:n, 1] = c.valence[:n], c.arousal[:n]
-        examples.append(Example(c.id, c.group, frames, int(c.quadrant or 0), targets))
+        examples.append(Example(c.id, c.group, frames, int(c.quadrant or 0), targets, variants=variants))
     return examples, cache
 
 

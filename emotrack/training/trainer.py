@@ -103,6 +103,10 @@ class Example:
         1..4 for static quadrant labels, 0 if the clip has a continuous series instead.
     targets : ndarray or None
         ``[n_hops, 2]`` continuous (valence, arousal) per hop, NaN where unlabelled.
+    variants : tuple of ndarray
+        Frames of label-keeping copies of the clip (pitch-shifted, :attr:`TrainConfig.pitch_shifts`), each the
+        shape of ``frames``; training draws one of ``frames`` and these per use, validation and tests see
+        ``frames`` only.
     """
 
     id: str
@@ -111,6 +115,14 @@ class Example:
     quadrant: int = 0
     targets: np.ndarray | None = None
     music: bool = True
+    variants: tuple[np.ndarray, ...] = ()
+
+    def draw(self, rng: np.random.Generator) -> np.ndarray:
+        """The frames of one version of the clip, uniformly among the original and its variants."""
+        if not self.variants:
+            return self.frames
+        k = int(rng.integers(len(self.variants) + 1))
+        return self.frames if k == 0 else self.variants[k - 1]
 
     def hop_targets(self, graded: bool = False) -> tuple[np.ndarray, bool]:
         """``([n_hops, 2] targets, is_sign)``; ``graded`` turns a quadrant into its :data:`GRADED_SCALE` point."""
@@ -148,7 +160,9 @@ class TrainConfig:
     ``sequence_pcc`` and ``music_weight`` the weights of the per-sequence CCC and PCC and music-head terms.
     Continuous series (VGMIDI) are few but carry the within-piece dynamics: ``series_repeat`` puts each in
     every epoch that many times and ``hops_per_series`` samples more of their hops, so the per-sequence terms
-    see their curve.
+    see their curve. ``pitch_shifts`` (semitones, e.g. ``[-2, -1, 1, 2]``) gives every recorded-audio clip
+    (4Q; rendered MIDI is left as it is) copies shifted by those amounts, drawn in place of the clip (medley
+    parts too), so an epoch has as many sequences as without them.
     """
 
     model: str = "mca"
@@ -183,6 +197,7 @@ class TrainConfig:
     music_weight: float = 0.5
     series_repeat: int = 1
     hops_per_series: int | None = None
+    pitch_shifts: list[int] = field(default_factory=list)
     device: str = "auto"
 
 
@@ -321,13 +336,15 @@ class MedleyPool:
         return None if pick is e else pick
 
 
-def _segment(e: Example, start: int, stop: int, graded: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """``(frames, sign targets, continuous targets, music targets)`` of hops ``start:stop`` (NaN = none)."""
+def _segment(e: Example, start: int, stop: int, graded: bool, frames: np.ndarray | None = None,
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(frames, sign targets, continuous targets, music targets)`` of hops ``start:stop`` (NaN = none);
+    ``frames`` is the version of ``e`` drawn (default: the original)."""
     targets, is_sign = e.hop_targets(graded)
     t = np.array(targets[start:stop], np.float32)
     nan = np.full_like(t, np.nan)
     music = np.full(len(t), 1.0 if e.music else 0.0, np.float32)
-    return e.frames[start:stop], (t if is_sign else nan), (nan if is_sign else t), music
+    return (e.frames if frames is None else frames)[start:stop], (t if is_sign else nan), (nan if is_sign else t), music
 
 
 def _sequence(
@@ -345,12 +362,12 @@ def _sequence(
     medley = pool is not None and cfg.medley_p and rng.random() < cfg.medley_p
     partner = pool.partner(e, rng, cfg.nonmusic_p) if medley else None
     if partner is None or len(e.frames) - crop < 10 or len(partner.frames) < 20:
-        return (*_segment(e, crop, len(e.frames), graded), [])
+        return (*_segment(e, crop, len(e.frames), graded, e.draw(rng)), [])
     first_len = int(rng.integers(10, len(e.frames) - crop + 1))
     second_len = int(rng.integers(20, min(len(partner.frames), 60) + 1))
     second_start = int(rng.integers(0, len(partner.frames) - second_len + 1))
-    parts = [_segment(e, crop, crop + first_len, graded),
-             _segment(partner, second_start, second_start + second_len, graded)]
+    parts = [_segment(e, crop, crop + first_len, graded, e.draw(rng)),
+             _segment(partner, second_start, second_start + second_len, graded, partner.draw(rng))]
     previous = partner
     for _ in range(cfg.medley_cuts - 1):
         follow = pool.partner(previous, rng, cfg.nonmusic_p)
@@ -358,7 +375,7 @@ def _sequence(
             break
         length = int(rng.integers(20, min(len(follow.frames), 60) + 1))
         start = int(rng.integers(0, len(follow.frames) - length + 1))
-        parts.append(_segment(follow, start, start + length, graded))
+        parts.append(_segment(follow, start, start + length, graded, follow.draw(rng)))
         previous = follow
     if len(parts) == 2 and not partner.music and rng.random() < 0.5:
         parts.reverse()
