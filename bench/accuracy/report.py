@@ -253,6 +253,11 @@ DEFAULT_RUNS = {
     "mca-musicnn-pooled-s1": "experiment, not shipped: the same on the pooled layer, hparams seed 1",
     "mca-musicnn-pooled-pair": "experiment, not shipped: the two pooled-layer seeds averaged (`--ensemble`), the "
                                "counterpart of the shipped pair",
+    "mca-musicnn-pitch": "experiment, not shipped: its member seed 0's recipe with pitch-shifted copies of the 4Q "
+                         "clips (`pitch_shifts` -2, -1, +1, +2 semitones, one version drawn per use)",
+    "mca-musicnn-pitch-s1": "experiment, not shipped: the same with pitch-shifted copies, hparams seed 1",
+    "mca-musicnn-pitch-pair": "experiment, not shipped: the two pitch-shift seeds averaged (`--ensemble`), the "
+                              "counterpart of the shipped pair",
     "mca-musicnn-default-0.5": "previous default 0.5.0: the same pair without the PCC term",
     "mca-musicnn-default-0.4": "0.5.0's member seed 0 alone = the 0.4.0 recipe: musicnn_tonal front end, medleys with "
                                "3 cuts, 6 more hops scored after each cut",
