@@ -25,17 +25,14 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import shlex
 from collections.abc import Sequence
-from datetime import date
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from bench.accuracy.dynamics_probe import write_probe
-from bench.accuracy.layer_probe import PENALTIES, clip_means
-from bench.common import command_line, machine
+from bench.accuracy.layer_probe import clip_means, probe, probe_document
 
 SHIFTS = (-2, -1, 1, 2)
 """Semitones of the shifted copies; each row of the probe uses a subset."""
@@ -64,37 +61,6 @@ def fourq_shifted(data_root: str, render_cache: str, cache_dir: str, model: str,
     return clips, card, means
 
 
-def probe(means: dict[int, np.ndarray], shifts: Sequence[int], clips: Sequence[Any],
-          folds: Sequence[tuple[np.ndarray, np.ndarray]], seed: int = 0) -> dict[str, Any]:
-    """Artist-grouped CV of a logistic read-out trained on the originals plus their ``shifts`` copies."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    from emotrack.training.metrics import classification_metrics
-
-    y = np.array([c.quadrant for c in clips])
-    groups = np.array([c.group for c in clips])
-    scores, chosen = [], []
-    for train, test in folds:
-        x_train = np.concatenate([means[0][train], *(means[n][train] for n in shifts)])
-        y_train = np.tile(y[train], 1 + len(shifts))
-        g_train = np.tile(groups[train], 1 + len(shifts))
-        inner = StratifiedGroupKFold(n_splits=4, shuffle=True, random_state=seed)
-        # The inner folds score only originals: a shifted copy is training data, never a test clip.
-        original = np.arange(len(x_train)) < len(train)
-        splits = [(tr, te[original[te]]) for tr, te in inner.split(x_train, y_train, g_train)]
-        search = GridSearchCV(make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)),
-                              {"logisticregression__C": PENALTIES}, scoring="f1_weighted", cv=splits)
-        search.fit(x_train, y_train)
-        pred = search.predict(means[0][test])
-        scores.append(classification_metrics(y[test], pred)["weighted_f1"])
-        chosen.append(float(search.best_params_["logisticregression__C"]))
-    return {"weighted_f1_mean": float(np.mean(scores)), "weighted_f1_std": float(np.std(scores)),
-            "per_fold": [round(s, 4) for s in scores], "chosen_C": chosen, "shifts": list(shifts)}
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-root", default="../shared/data")
@@ -109,12 +75,9 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     clips, card, means = fourq_shifted(args.data_root, args.render_cache, args.cache, args.model, args.workers)
     folds = grouped_kfold(clips, k=5, seed=0)
-    rows = {name: probe(means, shifts, clips, folds) for name, shifts in ROWS.items()}
-    result = {
-        "command": command_line() if argv is None else shlex.join(["python", "-m", __spec__.name, *argv]),
-        "date": date.today().isoformat(), "machine": machine(), "model": card.model_id,
-        "frontend": card.frontend, "clips": len(clips), "artists": len({c.group for c in clips}), "rows": rows,
-    }
+    rows = {name: {**probe(means[0], clips, folds, copies=[means[n] for n in shifts]), "shifts": list(shifts)}
+            for name, shifts in ROWS.items()}
+    result = probe_document(argv, __spec__.name, card, clips, rows)
     write_probe(result, args.out, markdown(result))
 
 

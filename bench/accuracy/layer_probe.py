@@ -80,8 +80,12 @@ def fourq_layers(data_root: str, render_cache: str, cache_dir: str, model: str, 
 
 
 def probe(x: np.ndarray, clips: Sequence[Any], folds: Sequence[tuple[np.ndarray, np.ndarray]],
-          seed: int = 0) -> dict[str, Any]:
-    """Artist-grouped CV of a logistic read-out of ``x``; the penalty is chosen by a grouped inner CV."""
+          seed: int = 0, copies: Sequence[np.ndarray] = ()) -> dict[str, Any]:
+    """Artist-grouped CV of a logistic read-out of ``x``; the penalty is chosen by a grouped inner CV.
+
+    ``copies`` (each ``[n_clips, F]`` like ``x``, e.g. pitch-shifted clips' vectors) join every training part
+    with their clip's label and artist; the inner folds and the tests score originals only.
+    """
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold
     from sklearn.pipeline import make_pipeline
@@ -93,16 +97,29 @@ def probe(x: np.ndarray, clips: Sequence[Any], folds: Sequence[tuple[np.ndarray,
     groups = np.array([c.group for c in clips])
     scores, chosen = [], []
     for train, test in folds:
+        x_train = np.concatenate([x[train], *(c[train] for c in copies)])
+        y_train, g_train = np.tile(y[train], 1 + len(copies)), np.tile(groups[train], 1 + len(copies))
         inner = StratifiedGroupKFold(n_splits=4, shuffle=True, random_state=seed)
+        original = np.arange(len(x_train)) < len(train)
+        splits = [(tr, te[original[te]]) for tr, te in inner.split(x_train, y_train, g_train)]
         search = GridSearchCV(make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)),
-                              {"logisticregression__C": PENALTIES}, scoring="f1_weighted",
-                              cv=inner.split(x[train], y[train], groups[train]))
-        search.fit(x[train], y[train])
+                              {"logisticregression__C": PENALTIES}, scoring="f1_weighted", cv=splits)
+        search.fit(x_train, y_train)
         pred = search.predict(x[test])
         scores.append(classification_metrics(y[test], pred)["weighted_f1"])
         chosen.append(float(search.best_params_["logisticregression__C"]))
     return {"weighted_f1_mean": float(np.mean(scores)), "weighted_f1_std": float(np.std(scores)),
             "per_fold": [round(s, 4) for s in scores], "chosen_C": chosen, "width": int(x.shape[1])}
+
+
+def probe_document(argv: Sequence[str] | None, module: str, card: Any, clips: Sequence[Any],
+                   rows: dict[str, Any]) -> dict[str, Any]:
+    """A 4Q probe's result file: its command, date, machine, the model whose front end was read, the rows."""
+    return {
+        "command": command_line() if argv is None else shlex.join(["python", "-m", module, *argv]),
+        "date": date.today().isoformat(), "machine": machine(), "model": card.model_id,
+        "frontend": card.frontend, "clips": len(clips), "artists": len({c.group for c in clips}), "rows": rows,
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -120,11 +137,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     clips, card, layers = fourq_layers(args.data_root, args.render_cache, args.cache, args.model, args.workers)
     folds = grouped_kfold(clips, k=5, seed=0)
     rows = {name: probe(x, clips, folds) for name, x in layers.items()}
-    result = {
-        "command": command_line() if argv is None else shlex.join(["python", "-m", __spec__.name, *argv]),
-        "date": date.today().isoformat(), "machine": machine(), "model": card.model_id,
-        "frontend": card.frontend, "clips": len(clips), "artists": len({c.group for c in clips}), "rows": rows,
-    }
+    result = probe_document(argv, __spec__.name, card, clips, rows)
     write_probe(result, args.out, markdown(result))
 
 
