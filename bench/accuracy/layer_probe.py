@@ -79,6 +79,22 @@ def fourq_layers(data_root: str, render_cache: str, cache_dir: str, model: str, 
     return clips, card, layers
 
 
+def fit_readout(x: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int = 0, scored: np.ndarray | None = None):
+    """A standardised logistic read-out of ``x`` whose penalty an artist-grouped inner 4-fold CV chooses
+    (weighted F1); ``scored`` (a mask, default all) marks the rows the inner folds may score."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    scored = np.ones(len(x), bool) if scored is None else scored
+    inner = StratifiedGroupKFold(n_splits=4, shuffle=True, random_state=seed)
+    splits = [(tr, te[scored[te]]) for tr, te in inner.split(x, y, groups)]
+    search = GridSearchCV(make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)),
+                          {"logisticregression__C": PENALTIES}, scoring="f1_weighted", cv=splits)
+    return search.fit(x, y)
+
+
 def probe(x: np.ndarray, clips: Sequence[Any], folds: Sequence[tuple[np.ndarray, np.ndarray]],
           seed: int = 0, copies: Sequence[np.ndarray] = ()) -> dict[str, Any]:
     """Artist-grouped CV of a logistic read-out of ``x``; the penalty is chosen by a grouped inner CV.
@@ -86,11 +102,6 @@ def probe(x: np.ndarray, clips: Sequence[Any], folds: Sequence[tuple[np.ndarray,
     ``copies`` (each ``[n_clips, F]`` like ``x``, e.g. pitch-shifted clips' vectors) join every training part
     with their clip's label and artist; the inner folds and the tests score originals only.
     """
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
     from emotrack.training.metrics import classification_metrics
 
     y = np.array([c.quadrant for c in clips])
@@ -99,14 +110,8 @@ def probe(x: np.ndarray, clips: Sequence[Any], folds: Sequence[tuple[np.ndarray,
     for train, test in folds:
         x_train = np.concatenate([x[train], *(c[train] for c in copies)])
         y_train, g_train = np.tile(y[train], 1 + len(copies)), np.tile(groups[train], 1 + len(copies))
-        inner = StratifiedGroupKFold(n_splits=4, shuffle=True, random_state=seed)
-        original = np.arange(len(x_train)) < len(train)
-        splits = [(tr, te[original[te]]) for tr, te in inner.split(x_train, y_train, g_train)]
-        search = GridSearchCV(make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)),
-                              {"logisticregression__C": PENALTIES}, scoring="f1_weighted", cv=splits)
-        search.fit(x_train, y_train)
-        pred = search.predict(x[test])
-        scores.append(classification_metrics(y[test], pred)["weighted_f1"])
+        search = fit_readout(x_train, y_train, g_train, seed, scored=np.arange(len(x_train)) < len(train))
+        scores.append(classification_metrics(y[test], search.predict(x[test]))["weighted_f1"])
         chosen.append(float(search.best_params_["logisticregression__C"]))
     return {"weighted_f1_mean": float(np.mean(scores)), "weighted_f1_std": float(np.std(scores)),
             "per_fold": [round(s, 4) for s in scores], "chosen_C": chosen, "width": int(x.shape[1])}

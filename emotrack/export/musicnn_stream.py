@@ -25,9 +25,10 @@ per frame) and the next state. Pooling over the newest 187 frames stays in numpy
 (:class:`emotrack.frontends.musicnn.Musicnn`); the two dense layers after it are ``musicnn_msd_backend.onnx``
 (0.3 M multiply-adds per hop).
 
-Run it once after the conversion (needs the ``train`` extra for ``onnx``)::
+Run it once after the conversion (needs the ``train`` extra for ``onnx``); another converted musicnn network of
+the same architecture (``MTT_musicnn``) is rewritten the same way, beside its source::
 
-    python -m emotrack.export.musicnn_stream
+    python -m emotrack.export.musicnn_stream [SOURCE.onnx]
 
 Nothing imports this at run time; ``tests/test_musicnn.py`` checks the bundled graph against musicnn's own
 activations and against a numpy implementation of the same definition computed from scratch.
@@ -43,8 +44,6 @@ import numpy as np
 from emotrack.frontends.musicnn import N_MELS, STATE_SHAPES
 
 SOURCE = Path(__file__).resolve().parents[1] / "assets" / "frontends" / "musicnn_msd.onnx"
-TARGET = SOURCE.with_name("musicnn_msd_stream.onnx")
-BACKEND = SOURCE.with_name("musicnn_msd_backend.onnx")
 
 LAG = 64
 """Frames by which the front-end channels trail the newest input frame: half the longest temporal kernel,
@@ -220,18 +219,20 @@ def build_backend(weights: dict[str, np.ndarray]):  # -> onnx.ModelProto
     return model
 
 
-def main() -> None:
+def main(source: Path = SOURCE) -> None:
+    """Write ``<source stem>_stream.onnx`` and ``<source stem>_backend.onnx`` beside ``source``."""
     import onnx
 
-    weights = source_weights()
+    weights = source_weights(source)
+    target, backend_path = (source.with_name(f"{source.stem}_{part}.onnx") for part in ("stream", "backend"))
     model = build(weights)
     onnx.checker.check_model(model)
-    onnx.save(model, str(TARGET))
+    onnx.save(model, str(target))
     backend = build_backend(weights)
     onnx.checker.check_model(backend)
-    onnx.save(backend, str(BACKEND))
-    print(f"wrote {TARGET} and {BACKEND}", file=sys.stderr)
+    onnx.save(backend, str(backend_path))
+    print(f"wrote {target} and {backend_path}", file=sys.stderr)
 
 
 if __name__ == "__main__":
-    main()
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else SOURCE)

@@ -6,7 +6,7 @@ Run it in a separate environment (TensorFlow's wheels need numpy < 2)::
     python -m venv /tmp/tfenv
     /tmp/tfenv/bin/pip install tensorflow-cpu==2.15.1 "numpy<2" "protobuf<5" tf2onnx "onnx<1.17" onnxruntime
     /tmp/tfenv/bin/pip install --no-deps musicnn==0.1.0
-    /tmp/tfenv/bin/python -m emotrack.export.musicnn_tf emotrack/assets/frontends/musicnn_msd.onnx
+    /tmp/tfenv/bin/python -m emotrack.export.musicnn_tf emotrack/assets/frontends/musicnn_msd.onnx [MSD_musicnn]
 
 It rebuilds ``MSD_musicnn`` with musicnn's own ``models.define_model`` in inference mode (batch
 normalisation frozen, dropout off), restores the checkpoint shipped in the wheel, freezes it and converts
@@ -73,4 +73,5 @@ def convert(out: Path, model: str = "MSD_musicnn") -> float:
 
 if __name__ == "__main__":
     target = Path(sys.argv[1] if len(sys.argv) > 1 else "emotrack/assets/frontends/musicnn_msd.onnx")
-    print(f"{target}: max |onnx - tensorflow| = {convert(target):.2e}")
+    network = sys.argv[2] if len(sys.argv) > 2 else "MSD_musicnn"  # the wheel also holds MTT_musicnn
+    print(f"{target}: max |onnx - tensorflow| = {convert(target, network):.2e}")
