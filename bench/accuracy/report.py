@@ -258,6 +258,9 @@ DEFAULT_RUNS = {
     "mca-musicnn-pitch-s1": "experiment, not shipped: the same with pitch-shifted copies, hparams seed 1",
     "mca-musicnn-pitch-pair": "experiment, not shipped: the two pitch-shift seeds averaged (`--ensemble`), the "
                               "counterpart of the shipped pair",
+    "mca-musicnn-mtt": "experiment, not shipped: its member seed 0's recipe on musicnn's other pretrained network, "
+                       "`MTT_musicnn` (MagnaTagATune tags; `frontend_params` weights `mtt`, graphs built locally and "
+                       "not bundled: `bench/findings.md`, tenth round)",
     "mca-musicnn-default-0.5": "previous default 0.5.0: the same pair without the PCC term",
     "mca-musicnn-default-0.4": "0.5.0's member seed 0 alone = the 0.4.0 recipe: musicnn_tonal front end, medleys with "
                                "3 cuts, 6 more hops scored after each cut",
