@@ -79,7 +79,8 @@ def fourq_layers(data_root: str, render_cache: str, cache_dir: str, model: str, 
     return clips, card, layers
 
 
-def fit_readout(x: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int = 0, scored: np.ndarray | None = None):
+def fit_readout(x: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int = 0,
+                scored: np.ndarray | None = None) -> Any:
     """A standardised logistic read-out of ``x`` whose penalty an artist-grouped inner 4-fold CV chooses
     (weighted F1); ``scored`` (a mask, default all) marks the rows the inner folds may score."""
     from sklearn.linear_model import LogisticRegression
