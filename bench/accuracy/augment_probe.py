@@ -24,15 +24,13 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from bench.accuracy.dynamics_probe import write_probe
-from bench.accuracy.layer_probe import clip_means, probe, probe_document
+from bench.accuracy.layer_probe import clip_means, fourq_parser, probe, probe_document
 
 SHIFTS = (-2, -1, 1, 2)
 """Semitones of the shifted copies; each row of the probe uses a subset."""
@@ -62,14 +60,7 @@ def fourq_shifted(data_root: str, render_cache: str, cache_dir: str, model: str,
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data-root", default="../shared/data")
-    ap.add_argument("--render-cache", required=True, help="where the 4Q clip index is (or goes)")
-    ap.add_argument("--cache", required=True, help="the front-end feature cache (shifted copies go in it too)")
-    ap.add_argument("--model", default="mca-musicnn", help="whose front-end frame is probed")
-    ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--out", type=Path, default=Path("bench/results/augment_probe.json"))
-    args = ap.parse_args(argv)
+    args = fourq_parser(__doc__, "augment_probe").parse_args(argv)  # shifted copies go in --cache too
 
     from emotrack.data.splits import grouped_kfold
 

@@ -128,15 +128,21 @@ def probe_document(argv: Sequence[str] | None, module: str, card: Any, clips: Se
     }
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def fourq_parser(doc: str, name: str) -> argparse.ArgumentParser:
+    """The options every 4Q probe takes (data, caches, the model whose front end is read, ``--out``), its
+    description the first line of ``doc`` and its result ``bench/results/<name>.json`` by default."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("--data-root", default="../shared/data")
     ap.add_argument("--render-cache", required=True, help="where the 4Q clip index is (or goes)")
     ap.add_argument("--cache", required=True, help="the front-end feature cache")
-    ap.add_argument("--model", default="mca-musicnn", help="whose front-end frame is the reference row")
+    ap.add_argument("--model", default="mca-musicnn", help="whose front-end frame is read")
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--out", type=Path, default=Path("bench/results/layer_probe.json"))
-    args = ap.parse_args(argv)
+    ap.add_argument("--out", type=Path, default=Path(f"bench/results/{name}.json"))
+    return ap
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = fourq_parser(__doc__, "layer_probe").parse_args(argv)
 
     from emotrack.data.splits import grouped_kfold
 

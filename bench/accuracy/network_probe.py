@@ -23,7 +23,6 @@ TensorFlow environment their docstrings give) and name it here::
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from bench.accuracy.dynamics_probe import write_probe
-from bench.accuracy.layer_probe import clip_means, fit_readout, probe, probe_document
+from bench.accuracy.layer_probe import clip_means, fit_readout, fourq_parser, probe, probe_document
 
 
 def register(spec: str) -> str:
@@ -66,14 +65,8 @@ def averaged_probe(xs: Sequence[np.ndarray], clips: Sequence[Any], folds: Sequen
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = fourq_parser(__doc__, "network_probe")
     ap.add_argument("--network", required=True, help="NAME=PATH of the second network's streaming graph")
-    ap.add_argument("--data-root", default="../shared/data")
-    ap.add_argument("--render-cache", required=True, help="where the 4Q clip index is (or goes)")
-    ap.add_argument("--cache", required=True, help="the front-end feature cache")
-    ap.add_argument("--model", default="mca-musicnn", help="whose front end is read (its first network: msd)")
-    ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--out", type=Path, default=Path("bench/results/network_probe.json"))
     args = ap.parse_args(argv)
 
     from emotrack.data.cache import load_index, prepare
