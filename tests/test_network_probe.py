@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("sklearn")  # the probe's read-out lives in the train extra
 
 from bench.accuracy.layer_probe import probe  # noqa: E402
-from bench.accuracy.network_probe import averaged_probe, register  # noqa: E402
+from bench.accuracy.network_probe import paired_probe, register  # noqa: E402
 
 
 def test_two_views_that_each_know_one_axis_together_name_the_quadrant() -> None:
@@ -24,9 +24,11 @@ def test_two_views_that_each_know_one_axis_together_name_the_quadrant() -> None:
     knows_valence = np.stack([valence, rng.standard_normal(len(clips))], 1) + 0.3 * rng.standard_normal((240, 2))
     test_parts = [np.arange(k, 240, 5) for k in range(5)]
     folds = [(np.setdiff1d(np.arange(240), t), t) for t in test_parts]
-    alone = [probe(x, clips, folds)["weighted_f1_mean"] for x in (knows_arousal, knows_valence)]
-    together = averaged_probe([knows_arousal, knows_valence], clips, folds)
-    assert max(alone) < 0.6  # one axis of two: about half the quadrants
+    rows = paired_probe({"arousal": knows_arousal, "valence": knows_valence}, clips, folds)
+    alone = [probe(x, clips, folds) for x in (knows_arousal, knows_valence)]
+    assert [rows["arousal"], rows["valence"]] == alone  # each view scored exactly as probe scores it
+    assert max(r["weighted_f1_mean"] for r in alone) < 0.6  # one axis of two: about half the quadrants
+    together = rows["arousal, valence: probabilities averaged"]
     assert together["weighted_f1_mean"] > 0.9 and together["width"] == 4
 
 

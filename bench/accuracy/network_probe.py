@@ -47,21 +47,31 @@ def register(spec: str) -> str:
     return name
 
 
-def averaged_probe(xs: Sequence[np.ndarray], clips: Sequence[Any], folds: Sequence[tuple[np.ndarray, np.ndarray]],
-                   seed: int = 0) -> dict[str, Any]:
-    """Artist-grouped CV of one read-out per feature set in ``xs`` (each tuned as :func:`probe` tunes one), their
-    class probabilities averaged."""
+def paired_probe(views: dict[str, np.ndarray], clips: Sequence[Any],
+                 folds: Sequence[tuple[np.ndarray, np.ndarray]], seed: int = 0) -> dict[str, dict[str, Any]]:
+    """Artist-grouped CV of one read-out per view (each tuned as :func:`probe` tunes one, and scoring as it
+    would), plus a row for their class probabilities averaged: each fold's read-outs are fitted once for both."""
     from emotrack.training.metrics import classification_metrics
 
     y = np.array([c.quadrant for c in clips])
     groups = np.array([c.group for c in clips])
-    scores = []
+    averaged = f"{', '.join(views)}: probabilities averaged"
+    scores: dict[str, list[float]] = {name: [] for name in [*views, averaged]}
+    chosen: dict[str, list[float]] = {name: [] for name in views}
     for train, test in folds:
-        fits = [fit_readout(x[train], y[train], groups[train], seed) for x in xs]
-        proba = np.mean([f.predict_proba(x[test]) for f, x in zip(fits, xs, strict=True)], axis=0)
-        scores.append(classification_metrics(y[test], fits[0].classes_[proba.argmax(1)])["weighted_f1"])
-    return {"weighted_f1_mean": float(np.mean(scores)), "weighted_f1_std": float(np.std(scores)),
-            "per_fold": [round(s, 4) for s in scores], "width": int(sum(x.shape[1] for x in xs))}
+        proba = []
+        for name, x in views.items():
+            fit = fit_readout(x[train], y[train], groups[train], seed)
+            scores[name].append(classification_metrics(y[test], fit.predict(x[test]))["weighted_f1"])
+            chosen[name].append(float(fit.best_params_["logisticregression__C"]))
+            proba.append(fit.predict_proba(x[test]))
+        scores[averaged].append(classification_metrics(y[test], fit.classes_[np.mean(proba, 0).argmax(1)])[
+            "weighted_f1"])
+    widths = {name: int(x.shape[1]) for name, x in views.items()}
+    widths[averaged] = sum(widths.values())
+    return {name: {"weighted_f1_mean": float(np.mean(s)), "weighted_f1_std": float(np.std(s)),
+                   "per_fold": [round(v, 4) for v in s], **({"chosen_C": chosen[name]} if name in chosen else {}),
+                   "width": widths[name]} for name, s in scores.items()}
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -84,11 +94,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         cache = FeatureCache(args.cache, card.frontend["name"], {**card.frontend["params"], "weights": weights})
         cache.build(paths, workers=args.workers)
         means[weights] = clip_means(cache.load_all(paths))
-    first, second = means
     folds = grouped_kfold(clips, k=5, seed=0)
-    rows = {first: probe(means[first], clips, folds), second: probe(means[second], clips, folds),
-            f"{first} + {second}, concatenated": probe(np.concatenate(list(means.values()), axis=1), clips, folds),
-            f"{first}, {second}: probabilities averaged": averaged_probe(list(means.values()), clips, folds)}
+    rows = paired_probe(means, clips, folds)
+    rows[" + ".join(means) + ", concatenated"] = probe(np.concatenate(list(means.values()), axis=1), clips, folds)
     result = probe_document(argv, __spec__.name, card, clips, rows)
     write_probe(result, args.out, markdown(result))
 
